@@ -1,0 +1,327 @@
+"""The Salesforce REST client every extract goes through.
+
+It wraps simple-salesforce in "direct" mode (an access token and instance URL from the vault), so
+simple-salesforce never logs in by itself. This module adds what direct mode leaves out:
+
+- Salesforce sends no token expiry, so a 401 ``INVALID_SESSION_ID`` is the only sign a token expired:
+  the client asks the token manager for a fresh token once and repeats the call.
+- Transient failures (5xx, dropped connections, ``QUERY_TIMEOUT``) are retried with exponential backoff
+  and jitter; ``REQUEST_LIMIT_EXCEEDED`` is never retried.
+- Every response's ``Sforce-Limit-Info`` header is read (errors included), and every call is counted, so
+  the pipeline knows what it spent and how much of the org's daily allocation is left.
+- Numbers are parsed as :class:`decimal.Decimal`, so a currency value never passes through a float.
+"""
+
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import partial
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import requests
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceGeneralError,
+    SalesforceMalformedRequest,
+    SalesforceRefusedRequest,
+)
+
+from cora_pipeline.config import OrgConfig
+from cora_pipeline.errors import APIBudgetExhausted, SalesforceAPIError, TransientAPIError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+LIMIT_INFO = re.compile(r"api-usage=(?P<used>\d+)/(?P<max>\d+)")
+# Salesforce's REST query returns at most 2,000 and at least 200 records per page.
+MIN_BATCH_SIZE = 200
+MAX_BATCH_SIZE = 2000
+
+
+class TokenSource:
+    """What the client needs from the token manager (``cora_pipeline.connect.TokenManager``)."""
+
+    def current(self) -> Any:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def refresh(self, stale: Any) -> Any:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long to wait before repeating a transient failure."""
+
+    attempts: int = 5
+    base_delay: float = 0.5
+    """Seconds before the first retry; each further retry doubles it."""
+    max_delay: float = 30.0
+    retry_statuses: frozenset[int] = frozenset({500, 502, 503, 504, 420})
+    retry_codes: frozenset[str] = frozenset({"QUERY_TIMEOUT", "SERVER_UNAVAILABLE"})
+
+    def delay(self, attempt: int) -> float:
+        """Return the wait before retry number ``attempt`` (1-based), with full jitter."""
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+@dataclass
+class ApiUsage:
+    """The org's API usage as the latest ``Sforce-Limit-Info`` header reported it."""
+
+    used: int
+    max: int
+
+    @property
+    def share(self) -> float:
+        return self.used / self.max if self.max else 1.0
+
+
+class SalesforceClient:
+    """REST calls for one org, with token refresh, retries and API accounting."""
+
+    def __init__(
+        self,
+        org: OrgConfig,
+        tokens: TokenSource,
+        *,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.org = org
+        self.tokens = tokens
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self.api_calls = 0
+        """REST calls this client made, failed ones included: each counts against the allocation."""
+        self.usage: ApiUsage | None = None
+        self._session = requests.Session()
+        if org.ca_file:
+            self._session.verify = org.ca_file
+        self._session.hooks["response"].append(self._observe_response)
+        self._token = tokens.current()
+        self._sf = self._build(self._token)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _build(self, token: Any) -> Salesforce:
+        return Salesforce(
+            instance_url=token.instance_url,
+            session_id=token.access_token,
+            session=self._session,
+            version=self.org.api_version,
+            parse_float=Decimal,
+        )
+
+    def _observe_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        path = urlparse(response.url).path
+        # The versions list is free and reports no usage; every other REST call counts.
+        if path.rstrip("/") != "/services/data":
+            self.api_calls += 1
+        header = response.headers.get("Sforce-Limit-Info")
+        if header:
+            match = LIMIT_INFO.search(header)
+            if match:
+                self.usage = ApiUsage(int(match["used"]), int(match["max"]))
+
+    def close(self) -> None:
+        self._session.close()
+
+    def call(
+        self, what: str, operation: Callable[[Salesforce], T], sobject: str | None = None
+    ) -> T:
+        """Run one REST operation with token refresh and retries.
+
+        ``what`` names the call in logs and errors (``query Account page 3``).
+        """
+        refreshed = False
+        attempt = 0
+        while True:
+            try:
+                return operation(self._sf)
+            except SalesforceExpiredSession:
+                if refreshed:
+                    raise SalesforceAPIError(
+                        f"{what}: Salesforce rejected a freshly refreshed access token for org "
+                        f"{self.org.name!r} (401 INVALID_SESSION_ID); check that the connected app "
+                        f"grants the `api` scope",
+                        org=self.org.name,
+                        sobject=sobject,
+                        status=401,
+                        code="INVALID_SESSION_ID",
+                    ) from None
+                log.info("org %s: access token expired during %s; refreshing", self.org.name, what)
+                self._token = self.tokens.refresh(stale=self._token)
+                self._sf = self._build(self._token)
+                refreshed = True
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.JSONDecodeError,
+            ) as exc:
+                attempt += 1
+                self._retry_or_raise(
+                    what, attempt, f"connection failed: {type(exc).__name__}", sobject
+                )
+            except SalesforceError as exc:
+                code, message = _error_code(exc)
+                if isinstance(exc, SalesforceRefusedRequest) and code == "REQUEST_LIMIT_EXCEEDED":
+                    used = self.usage.used if self.usage else None
+                    limit = self.usage.max if self.usage else None
+                    raise APIBudgetExhausted(
+                        f"{what}: org {self.org.name!r} has used its daily API allocation "
+                        f"(REQUEST_LIMIT_EXCEEDED: {message}); the pipeline stops until usage drops",
+                        org=self.org.name,
+                        used=used,
+                        limit=limit,
+                    ) from None
+                transient = (
+                    exc.status in self.retry.retry_statuses or code in self.retry.retry_codes
+                )
+                if not transient:
+                    raise SalesforceAPIError(
+                        f"{what} failed for org {self.org.name!r}: HTTP {exc.status} "
+                        f"{code or ''} {message}".strip(),
+                        org=self.org.name,
+                        sobject=sobject,
+                        status=exc.status,
+                        code=code,
+                        url=exc.url,
+                    ) from None
+                attempt += 1
+                self._retry_or_raise(
+                    what,
+                    attempt,
+                    f"HTTP {exc.status} {code or ''}".strip(),
+                    sobject,
+                    status=exc.status,
+                    code=code,
+                )
+
+    def _retry_or_raise(
+        self,
+        what: str,
+        attempt: int,
+        cause: str,
+        sobject: str | None,
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        if attempt >= self.retry.attempts:
+            raise TransientAPIError(
+                f"{what} failed for org {self.org.name!r} after {attempt} attempts: {cause}",
+                org=self.org.name,
+                sobject=sobject,
+                status=status,
+                code=code,
+            )
+        delay = self.retry.delay(attempt)
+        log.warning(
+            "org %s: %s failed (%s); retry %d of %d in %.1f s",
+            self.org.name,
+            what,
+            cause,
+            attempt,
+            self.retry.attempts - 1,
+            delay,
+        )
+        self._sleep(delay)
+
+    # -- REST resources ---------------------------------------------------------------------
+
+    def limits(self) -> dict[str, Any]:
+        return self.call("limits", lambda sf: sf.limits())
+
+    def describe_global(self) -> dict[str, Any]:
+        return self.call("describeGlobal", lambda sf: sf.describe() or {})
+
+    def describe(self, sobject: str) -> dict[str, Any]:
+        return self.call(
+            f"describe {sobject}", lambda sf: getattr(sf, sobject).describe(), sobject=sobject
+        )
+
+    def count(self, soql: str, sobject: str | None = None, include_deleted: bool = False) -> int:
+        result = self.call(
+            "count", lambda sf: sf.query(soql, include_deleted=include_deleted), sobject=sobject
+        )
+        return int(result["totalSize"])
+
+    def deleted(self, sobject: str, start: str, end: str) -> dict[str, Any]:
+        """Call the ``deleted`` resource: records deleted between two UTC ISO 8601 instants."""
+        return self.call(
+            f"deleted {sobject}",
+            lambda sf: (
+                sf.restful(f"sobjects/{sobject}/deleted/", params={"start": start, "end": end})
+                or {}
+            ),
+            sobject=sobject,
+        )
+
+    def query_pages(
+        self,
+        soql: str,
+        *,
+        sobject: str,
+        include_deleted: bool = True,
+        batch_size: int = MAX_BATCH_SIZE,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Yield the records of a SOQL query page by page, following ``nextRecordsUrl``.
+
+        ``include_deleted`` uses ``queryAll``, so soft-deleted records arrive with ``IsDeleted`` true.
+        A token refresh in the middle resumes at the page that failed, because the query locator
+        belongs to the org, not to the token.
+        """
+        batch_size = max(MIN_BATCH_SIZE, min(MAX_BATCH_SIZE, batch_size))
+        headers = {"Sforce-Query-Options": f"batchSize={batch_size}"}
+        page_number = 1
+        result = self.call(
+            f"query {sobject} page 1",
+            lambda sf: sf.query(soql, include_deleted=include_deleted, headers=headers),
+            sobject=sobject,
+        )
+        while True:
+            yield result["records"]
+            next_url: str | None = result.get("nextRecordsUrl")
+            if result.get("done", True) or not next_url:
+                return
+            page_number += 1
+            result = self.call(
+                f"query {sobject} page {page_number}",
+                partial(_query_more, url=next_url, headers=headers),
+                sobject=sobject,
+            )
+
+
+def _query_more(sf: Salesforce, *, url: str, headers: dict[str, str]) -> Any:
+    return sf.query_more(url, identifier_is_url=True, headers=headers)
+
+
+def _error_code(exc: SalesforceError) -> tuple[str | None, str]:
+    """Return Salesforce's errorCode and message from an error response body."""
+    content = exc.content
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        return content[0].get("errorCode"), str(content[0].get("message", ""))
+    if isinstance(content, dict):
+        return content.get("errorCode") or content.get("error"), str(
+            content.get("message") or content.get("error_description") or ""
+        )
+    text = content.decode("utf-8", "replace") if isinstance(content, bytes) else str(content)
+    return None, text[:500]
+
+
+__all__ = [
+    "ApiUsage",
+    "RetryPolicy",
+    "SalesforceClient",
+    "SalesforceGeneralError",
+    "SalesforceMalformedRequest",
+]
