@@ -33,8 +33,13 @@ from rich.table import Table
 from cora_pipeline.config import DEMO_ORG, Settings, default_data_root, load_settings
 from cora_pipeline.orchestration.runner import dagster_instance, run_sync
 
-DEMO_SECRET_ENV = "CORA_DEMO_CLIENT_SECRET"
+# The name of the variable that carries the secret, not a secret.
+DEMO_SECRET_ENV = "CORA_DEMO_CLIENT_SECRET"  # noqa: S105
 DEMO_SEED = 7
+TRY_QUERY = (
+    "SELECT object, record_id, field, old_value, new_value, cause FROM field_changes "
+    "ORDER BY detected_at DESC, object, record_id, field LIMIT 20"
+)
 
 
 @dataclass
@@ -310,10 +315,9 @@ def print_report(console: Console, settings: Settings, first_run: str, second_ru
     finally:
         con.close()
     console.print(f"\nWarehouse: {path}")
-    console.print("Try it:")
-    console.print(
-        f'  duckdb -readonly {path} "SELECT object, record_id, field, old_value, new_value, cause '
-        f'FROM field_changes ORDER BY detected_at DESC LIMIT 20"',
-        highlight=False,
-        soft_wrap=True,
+    console.print("Query it with the DuckDB CLI (`duckdb -readonly PATH`) or from Python:")
+    console.print(f"  {TRY_QUERY}", highlight=False, soft_wrap=True)
+    python_line = (
+        f"import duckdb; duckdb.connect({str(path)!r}, read_only=True).sql({TRY_QUERY!r}).show()"
     )
+    console.print(f'  python -c "{python_line}"', highlight=False, soft_wrap=True)
