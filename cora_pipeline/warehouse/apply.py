@@ -1,0 +1,743 @@
+"""Diff one extract against the object's snapshot and write every table it changes.
+
+Everything here runs inside the caller's open transaction, so a failure or a killed process leaves no
+trace. The steps, in order: load ``records.parquet`` into a temporary table, compare the field sets
+(schema changes), diff the records against ``<org>.<Object>``, alter the tables for the new field set,
+then write ``record_changes``, ``field_changes``, the current table, the history and ``sync_runs``.
+
+Rules the diff follows:
+
+- Audit fields (SystemModstamp, LastModifiedDate, LastModifiedById, LastViewedDate,
+  LastReferencedDate) are never compared as fields. They decide ``cause`` of each field change: ``edit``
+  when LastModifiedDate moved, ``system`` when only SystemModstamp moved, ``formula`` when neither moved
+  and the field is calculated, ``unknown`` when neither moved and the field is not calculated (an object
+  without those audit fields).
+- IsDeleted is not compared as a field either: its moves are the ``deleted`` and ``undeleted`` record
+  changes. Any other field that changed with it is listed in that record change's ``changed_fields``.
+- Two values of the same type compare as typed values, so ``1`` and ``1.0`` of a decimal field are equal.
+  When a field was retyped, the old and new values compare by their canonical text.
+- A full extract with status ``succeeded`` proves absence: a snapshot record missing from it was
+  hard-deleted. Incremental and formula extracts prove nothing by absence; ``deleted.parquet`` lists the
+  hard deletes they found.
+- A formula extract only updates the calculated fields of records already in the snapshot.
+"""
+
+# ruff: noqa: S608 -- SQL is assembled from identifiers passed through quote_ident and from
+# literals passed through quote_literal; values travel as bound parameters.
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from cora_pipeline.extract.files import FieldInfo, Manifest
+from cora_pipeline.warehouse.sqltext import canonical_text, quote_ident, quote_literal
+
+AUDIT_FIELDS = (
+    "SystemModstamp",
+    "LastModifiedDate",
+    "LastModifiedById",
+    "LastViewedDate",
+    "LastReferencedDate",
+)
+HISTORY_COLUMNS = ("valid_from", "valid_to", "is_deleted", "extract_id")
+CHANGE_STRUCT = "STRUCT(field VARCHAR, old VARCHAR, new VARCHAR, calculated BOOLEAN)[]"
+
+
+@dataclass
+class ApplyResult:
+    """What applying one extract changed (or had changed, when ``already_applied`` is true)."""
+
+    org: str
+    object: str
+    extract_id: str
+    run_id: str | None
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    undeleted: int = 0
+    field_changes: int = 0
+    schema_changes: int = 0
+    already_applied: bool = False
+    current_rows: int = 0
+    baseline: bool = False
+
+
+@dataclass
+class SchemaChange:
+    field: str
+    change: str
+    old_type: str | None
+    new_type: str | None
+
+
+@dataclass
+class ComparedField:
+    name: str
+    old_type: str
+    new_type: str
+    calculated: bool
+    gone_since: str | None = None
+
+
+@dataclass
+class _Plan:
+    """The field-level decisions for one extract, made before any row is read."""
+
+    compared: list[ComparedField] = field(default_factory=list)
+    schema_changes: list[SchemaChange] = field(default_factory=list)
+    add_columns: list[tuple[str, str]] = field(default_factory=list)
+    retype_columns: list[tuple[str, str]] = field(default_factory=list)
+    registry_rows: list[tuple[Any, ...]] = field(default_factory=list)
+    write_all: bool = False
+
+
+def parse_timestamp(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+        [schema, table],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def column_types(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
+    return {row[0]: row[1] for row in con.execute(f"DESCRIBE {relation}").fetchall()}
+
+
+def type_label(sf_type: str, duckdb_type: str) -> str:
+    return f"{sf_type} ({duckdb_type})"
+
+
+class ExtractApplier:
+    """Apply one extract inside an open transaction; :meth:`run` returns what it changed."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, extract_dir: Path, manifest: Manifest):
+        self.con = con
+        self.extract_dir = extract_dir
+        self.m = manifest
+        self.org = manifest.org
+        self.sobject = manifest.object
+        self.current = f"{quote_ident(self.org)}.{quote_ident(self.sobject)}"
+        self.history = f"{quote_ident(self.org)}.{quote_ident(self.sobject + '_history')}"
+        self.detected_at = parse_timestamp(manifest.finished_at)
+        self.fields_by_name = {f.name: f for f in manifest.fields}
+        self.result = ApplyResult(
+            org=self.org,
+            object=self.sobject,
+            extract_id=manifest.extract_id,
+            run_id=manifest.run_id,
+        )
+
+    # -- entry point -------------------------------------------------------------------------
+
+    def run(self) -> ApplyResult:
+        self._load_records()
+        has_snapshot = table_exists(self.con, self.org, self.sobject)
+        if not has_snapshot and self.m.mode == "formula":
+            # Formula values of records the warehouse has never loaded have nothing to be compared with;
+            # the next full or incremental extract brings the records with their formula values.
+            pass
+        elif not has_snapshot:
+            self._load_baseline()
+        else:
+            self._apply_diff()
+        self._insert_sync_run()
+        self._drop_temp_tables()
+        return self.result
+
+    # -- loading -----------------------------------------------------------------------------
+
+    def _load_records(self) -> None:
+        path = quote_literal(str(self.extract_dir / "records.parquet"))
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE x_records AS SELECT * FROM read_parquet({path})"
+        )
+        self.new_types = column_types(self.con, "x_records")
+        if "Id" not in self.new_types:
+            raise ValueError(
+                f"extract {self.extract_dir} has no Id column; re-extract the object with Id selected"
+            )
+        deleted_path = self.extract_dir / "deleted.parquet"
+        if deleted_path.exists():
+            self.con.execute(
+                "CREATE OR REPLACE TEMP TABLE x_deleted AS SELECT Id, "
+                f"CAST(deleted_at AS TIMESTAMPTZ) AS deleted_at "
+                f"FROM read_parquet({quote_literal(str(deleted_path))})"
+            )
+        else:
+            self.con.execute(
+                "CREATE OR REPLACE TEMP TABLE x_deleted (Id VARCHAR, deleted_at TIMESTAMPTZ)"
+            )
+
+    def _drop_temp_tables(self) -> None:
+        for name in ("x_records", "x_deleted", "x_diff", "x_gone", "x_versions"):
+            self.con.execute(f"DROP TABLE IF EXISTS temp.{name}")
+
+    def _field_info(self, name: str) -> FieldInfo:
+        info = self.fields_by_name.get(name)
+        if info is not None:
+            return info
+        # A column the manifest does not describe still gets a type from the Parquet schema.
+        return FieldInfo(name=name, type="unknown", arrow_type="unknown")
+
+    def _registry_row(self, name: str, state: str, gone_since: str | None) -> tuple[Any, ...]:
+        info = self._field_info(name)
+        return (
+            self.org,
+            self.sobject,
+            name,
+            info.type,
+            info.arrow_type,
+            self.new_types[name],
+            info.calculated,
+            state,
+            gone_since,
+        )
+
+    def _write_registry(self, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            self.con.executemany(
+                "INSERT OR REPLACE INTO cora_meta.fields VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
+
+    # -- baseline ----------------------------------------------------------------------------
+
+    def _load_baseline(self) -> None:
+        """Load the first extract of an object as its snapshot without emitting record changes.
+
+        Every record of a first extract would otherwise be reported as created, drowning the real
+        changes; ``sync_runs.baseline`` marks the run instead.
+        """
+        columns = list(self.new_types)
+        select = ", ".join(quote_ident(c) for c in columns)
+        modstamp = (
+            "SystemModstamp" if "SystemModstamp" in self.new_types else "CAST(NULL AS TIMESTAMPTZ)"
+        )
+        is_deleted = "coalesce(IsDeleted, false)" if "IsDeleted" in self.new_types else "false"
+        self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.org)}")
+        self.con.execute(f"CREATE TABLE {self.current} AS SELECT {select} FROM x_records")
+        self.con.execute(
+            f"CREATE TABLE {self.history} AS SELECT {select}, "
+            f"coalesce({modstamp}, $detected) AS valid_from, "
+            "CAST(NULL AS TIMESTAMPTZ) AS valid_to, "
+            f"{is_deleted} AS is_deleted, "
+            "CAST($extract_id AS VARCHAR) AS extract_id "
+            "FROM x_records",
+            {"detected": self.detected_at, "extract_id": self.m.extract_id},
+        )
+        self._write_registry([self._registry_row(c, "active", None) for c in columns])
+        self._create_as_of_macro()
+        self.result.baseline = True
+
+    def _create_as_of_macro(self) -> None:
+        macro = f"{quote_ident(self.org)}.{quote_ident(self.sobject + '_as_of')}"
+        exclude = ", ".join(HISTORY_COLUMNS)
+        self.con.execute(
+            f"CREATE OR REPLACE MACRO {macro}(at_time) AS TABLE "
+            f"SELECT * EXCLUDE ({exclude}) FROM {self.history} "
+            "WHERE valid_from <= at_time AND (valid_to IS NULL OR valid_to > at_time) "
+            "AND NOT is_deleted"
+        )
+
+    # -- diff --------------------------------------------------------------------------------
+
+    def _apply_diff(self) -> None:
+        self.old_types = column_types(self.con, self.current)
+        plan = self._plan_fields()
+        self._compute_diff(plan)
+        self._compute_gone()
+        self._alter_tables(plan)
+        self._write_changes(plan)
+        self._write_current()
+        self._write_history()
+        self._write_registry(plan.registry_rows)
+
+    def _plan_fields(self) -> _Plan:
+        plan = _Plan()
+        skip = {"Id", "IsDeleted", *AUDIT_FIELDS}
+        if self.m.mode == "formula":
+            for name, new_type in self.new_types.items():
+                if name in skip or name not in self.old_types:
+                    continue
+                old_type = self.old_types[name]
+                calculated = self._field_info(name).calculated
+                plan.compared.append(ComparedField(name, old_type, new_type, calculated))
+            return plan
+
+        registry = {
+            row[0]: row
+            for row in self.con.execute(
+                "SELECT field, sf_type, duckdb_type, state, gone_since, arrow_type, calculated "
+                "FROM cora_meta.fields "
+                "WHERE org = ? AND object = ?",
+                [self.org, self.sobject],
+            ).fetchall()
+        }
+        hidden = set(self.m.extra.get("hidden_fields") or ())
+        for name, new_type in self.new_types.items():
+            info = self._field_info(name)
+            known = registry.get(name)
+            if known is None or name not in self.old_types:
+                plan.schema_changes.append(
+                    SchemaChange(name, "added", None, type_label(info.type, new_type))
+                )
+                plan.add_columns.append((name, new_type))
+                plan.registry_rows.append(self._registry_row(name, "active", None))
+                plan.write_all = True
+                continue
+            _, old_sf_type, old_duckdb_type, state, gone_since, _, _ = known
+            old_type = self.old_types[name]
+            if state != "active":
+                change = "visible" if state == "hidden" else "added"
+                plan.schema_changes.append(
+                    SchemaChange(
+                        name,
+                        change,
+                        type_label(old_sf_type, old_duckdb_type),
+                        type_label(info.type, new_type),
+                    )
+                )
+                plan.write_all = True
+            if (old_sf_type, old_type) != (info.type, new_type):
+                plan.schema_changes.append(
+                    SchemaChange(
+                        name,
+                        "retyped",
+                        type_label(old_sf_type, old_duckdb_type),
+                        type_label(info.type, new_type),
+                    )
+                )
+                if old_type != new_type:
+                    plan.retype_columns.append((name, new_type))
+                plan.write_all = True
+            if state != "active" or (old_sf_type, old_type) != (info.type, new_type):
+                plan.registry_rows.append(self._registry_row(name, "active", None))
+            if name not in skip:
+                plan.compared.append(
+                    ComparedField(
+                        name,
+                        old_type,
+                        new_type,
+                        info.calculated,
+                        gone_since if state != "active" else None,
+                    )
+                )
+        for name, (_, sf_type, duckdb_type, state, _, arrow_type, calculated) in registry.items():
+            if state != "active" or name in self.new_types:
+                continue
+            change = "hidden" if name in hidden else "removed"
+            plan.schema_changes.append(
+                SchemaChange(name, change, type_label(sf_type, duckdb_type), None)
+            )
+            plan.registry_rows.append(
+                (
+                    self.org,
+                    self.sobject,
+                    name,
+                    sf_type,
+                    arrow_type,
+                    duckdb_type,
+                    calculated,
+                    change,
+                    self.m.extract_id,
+                )
+            )
+        return plan
+
+    def _both(self, name: str) -> bool:
+        return name in self.new_types and name in self.old_types
+
+    def _compute_diff(self, plan: _Plan) -> None:
+        """Create ``x_diff``: one row per extract record that must be written, with its changes."""
+        change_items = []
+        conditions = []
+        needs_first_seen = False
+        for f in plan.compared:
+            column = quote_ident(f.name)
+            old, new = f"o.{column}", f"n.{column}"
+            if f.old_type == f.new_type:
+                distinct = f"{old} IS DISTINCT FROM {new}"
+            else:
+                distinct = (
+                    f"{canonical_text(old, f.old_type)} IS DISTINCT FROM "
+                    f"{canonical_text(new, f.new_type)}"
+                )
+            if f.gone_since is not None:
+                # Records first seen while the field was gone have no known old value for it.
+                needs_first_seen = True
+                distinct = (
+                    f"({distinct} AND coalesce(fs.first_extract < {quote_literal(f.gone_since)}, "
+                    "false))"
+                )
+            conditions.append(distinct)
+            calculated = "true" if f.calculated else "false"
+            change_items.append(
+                f"CASE WHEN {distinct} THEN {{'field': {quote_literal(f.name)}, "
+                f"'old': {canonical_text(old, f.old_type)}, "
+                f"'new': {canonical_text(new, f.new_type)}, 'calculated': {calculated}}} END"
+            )
+        for name in (*AUDIT_FIELDS, "IsDeleted"):
+            if self._both(name):
+                conditions.append(f"o.{quote_ident(name)} IS DISTINCT FROM n.{quote_ident(name)}")
+
+        if change_items:
+            changes = (
+                f"CAST(list_filter([{', '.join(change_items)}], lambda c: c IS NOT NULL) "
+                f"AS {CHANGE_STRUCT})"
+            )
+        else:
+            changes = f"CAST([] AS {CHANGE_STRUCT})"
+        old_deleted = "coalesce(o.IsDeleted, false)" if "IsDeleted" in self.old_types else "false"
+        new_deleted = (
+            "coalesce(n.IsDeleted, false)" if "IsDeleted" in self.new_types else old_deleted
+        )
+        lmd_moved = (
+            "o.LastModifiedDate IS DISTINCT FROM n.LastModifiedDate"
+            if self._both("LastModifiedDate")
+            else "false"
+        )
+        sms_moved = (
+            "o.SystemModstamp IS DISTINCT FROM n.SystemModstamp"
+            if self._both("SystemModstamp")
+            else "false"
+        )
+        if "SystemModstamp" in self.new_types and "SystemModstamp" in self.old_types:
+            modstamp = "coalesce(n.SystemModstamp, o.SystemModstamp)"
+        elif "SystemModstamp" in self.new_types:
+            modstamp = "n.SystemModstamp"
+        elif "SystemModstamp" in self.old_types:
+            modstamp = "o.SystemModstamp"
+        else:
+            modstamp = "CAST(NULL AS TIMESTAMPTZ)"
+
+        if self.m.mode == "formula":
+            join = "JOIN"
+            where = " OR ".join(conditions) if conditions else "false"
+        else:
+            join = "LEFT JOIN"
+            where = " OR ".join(["o.Id IS NULL", *conditions])
+        if plan.write_all and self.m.mode != "formula":
+            where = "true"
+        first_seen = ""
+        if needs_first_seen:
+            first_seen = (
+                f"LEFT JOIN (SELECT Id, min(extract_id) AS first_extract FROM {self.history} "
+                "GROUP BY Id) fs ON fs.Id = n.Id"
+            )
+        self.con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE x_diff AS
+            SELECT *,
+                CASE
+                    WHEN is_new THEN 'created'
+                    WHEN new_deleted AND NOT old_deleted THEN 'deleted'
+                    WHEN old_deleted AND NOT new_deleted THEN 'undeleted'
+                    WHEN len(changes) > 0 THEN 'updated'
+                END AS change_type
+            FROM (
+                SELECT
+                    n.Id AS record_id,
+                    o.Id IS NULL AS is_new,
+                    {old_deleted} AS old_deleted,
+                    {new_deleted} AS new_deleted,
+                    {lmd_moved} AS lmd_moved,
+                    {sms_moved} AS sms_moved,
+                    {modstamp} AS modstamp,
+                    CASE WHEN o.Id IS NULL THEN CAST([] AS {CHANGE_STRUCT}) ELSE {changes} END
+                        AS changes
+                FROM x_records n
+                {join} {self.current} o ON o.Id = n.Id
+                {first_seen}
+                WHERE {where}
+            )
+            """
+        )
+        # A record that comes back after a hard delete left a tombstone in the history.
+        self.con.execute(
+            f"UPDATE x_diff SET change_type = 'undeleted' WHERE is_new AND record_id IN "
+            f"(SELECT Id FROM {self.history})"
+        )
+
+    def _compute_gone(self) -> None:
+        """Create ``x_gone``: snapshot records hard-deleted according to this extract."""
+        was_deleted = "coalesce(o.IsDeleted, false)" if "IsDeleted" in self.old_types else "false"
+        proves_absence = self.m.mode == "full" and self.m.status == "succeeded"
+        absent = ""
+        if proves_absence:
+            absent = (
+                f"UNION ALL SELECT o.Id, CAST(NULL AS TIMESTAMPTZ) FROM {self.current} o "
+                "WHERE NOT EXISTS (SELECT 1 FROM x_records n WHERE n.Id = o.Id)"
+            )
+        # NOTE: a record listed in deleted.parquet but also returned in records.parquet is kept:
+        # a hard-deleted record is no longer returned by queryAll, so the record list is newer.
+        self.con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE x_gone AS
+            SELECT g.Id AS record_id, max(g.deleted_at) AS deleted_at, any_value({was_deleted})
+                AS was_deleted
+            FROM (
+                SELECT d.Id, d.deleted_at FROM x_deleted d
+                WHERE NOT EXISTS (SELECT 1 FROM x_records n WHERE n.Id = d.Id)
+                {absent}
+            ) g
+            JOIN {self.current} o ON o.Id = g.Id
+            GROUP BY g.Id
+            """
+        )
+
+    def _alter_tables(self, plan: _Plan) -> None:
+        for table in (self.current, self.history):
+            for name, duckdb_type in plan.add_columns:
+                self.con.execute(
+                    f"ALTER TABLE {table} ADD COLUMN {quote_ident(name)} {duckdb_type}"
+                )
+            for name, duckdb_type in plan.retype_columns:
+                # NOTE: a value that does not convert to the new type (text to number, say) becomes
+                # NULL in the current table and in history; field_changes keeps its old text.
+                column = quote_ident(name)
+                self.con.execute(
+                    f"ALTER TABLE {table} ALTER COLUMN {column} SET DATA TYPE {duckdb_type} "
+                    f"USING TRY_CAST({column} AS {duckdb_type})"
+                )
+        if plan.add_columns:
+            self._create_as_of_macro()
+
+    def _write_changes(self, plan: _Plan) -> None:
+        params = {
+            "org": self.org,
+            "object": self.sobject,
+            "run_id": self.m.run_id,
+            "extract_id": self.m.extract_id,
+            "detected": self.detected_at,
+        }
+        self.con.execute(
+            """
+            INSERT INTO main.record_changes
+            SELECT $org, $object, record_id, change_type,
+                list_transform(changes, lambda c: c.field), $run_id, $extract_id, $detected, modstamp
+            FROM x_diff WHERE change_type IS NOT NULL
+            UNION ALL
+            SELECT $org, $object, record_id, 'deleted', CAST([] AS VARCHAR[]), $run_id, $extract_id,
+                $detected, deleted_at
+            FROM x_gone WHERE NOT was_deleted
+            """,
+            params,
+        )
+        self.con.execute(
+            """
+            INSERT INTO main.field_changes
+            SELECT $org, $object, record_id, c.field, c.old, c.new,
+                CASE
+                    WHEN lmd_moved THEN 'edit'
+                    WHEN sms_moved THEN 'system'
+                    WHEN c.calculated THEN 'formula'
+                    ELSE 'unknown'
+                END,
+                $run_id, $extract_id, $detected, modstamp
+            FROM (SELECT *, unnest(changes) AS c FROM x_diff WHERE NOT is_new)
+            """,
+            params,
+        )
+        if plan.schema_changes:
+            self.con.executemany(
+                "INSERT INTO main.schema_changes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        self.org,
+                        self.sobject,
+                        s.field,
+                        s.change,
+                        s.old_type,
+                        s.new_type,
+                        self.m.run_id,
+                        self.m.extract_id,
+                        self.detected_at,
+                    )
+                    for s in plan.schema_changes
+                ],
+            )
+        counts = self.con.execute(
+            """
+            SELECT
+                count(*) FILTER (change_type = 'created'),
+                count(*) FILTER (change_type = 'updated'),
+                count(*) FILTER (change_type = 'deleted'),
+                count(*) FILTER (change_type = 'undeleted')
+            FROM main.record_changes WHERE org = $org AND object = $object AND extract_id = $extract_id
+            """,
+            {k: params[k] for k in ("org", "object", "extract_id")},
+        ).fetchone()
+        assert counts is not None
+        created, updated, deleted, undeleted = counts
+        field_count = self.con.execute(
+            "SELECT count(*) FROM main.field_changes "
+            "WHERE org = ? AND object = ? AND extract_id = ?",
+            [self.org, self.sobject, self.m.extract_id],
+        ).fetchone()
+        self.result.created = created
+        self.result.updated = updated
+        self.result.deleted = deleted
+        self.result.undeleted = undeleted
+        self.result.field_changes = field_count[0] if field_count else 0
+        self.result.schema_changes = len(plan.schema_changes)
+
+    def _extract_columns(self) -> list[str]:
+        """Return the extract's columns that the current table has, Id first."""
+        return [c for c in self.new_types if c != "Id"]
+
+    def _write_current(self) -> None:
+        columns = self._extract_columns()
+        if columns:
+            assignments = ", ".join(f"{quote_ident(c)} = n.{quote_ident(c)}" for c in columns)
+            self.con.execute(
+                f"UPDATE {self.current} AS o SET {assignments} FROM x_records n, x_diff d "
+                "WHERE o.Id = n.Id AND d.record_id = n.Id AND NOT d.is_new"
+            )
+        if self.m.mode != "formula":
+            insert_columns = ", ".join(quote_ident(c) for c in ["Id", *columns])
+            self.con.execute(
+                f"INSERT INTO {self.current} ({insert_columns}) SELECT {insert_columns} "
+                "FROM x_records WHERE Id IN (SELECT record_id FROM x_diff WHERE is_new)"
+            )
+        self.con.execute(f"DELETE FROM {self.current} WHERE Id IN (SELECT record_id FROM x_gone)")
+
+    def _write_history(self) -> None:
+        all_columns = list(column_types(self.con, self.current))
+        select = ", ".join(f"o.{quote_ident(c)}" for c in all_columns)
+        names = ", ".join(quote_ident(c) for c in all_columns)
+        is_deleted = "coalesce(o.IsDeleted, false)" if "IsDeleted" in all_columns else "false"
+
+        # A version starts when SystemModstamp says the record changed; a change that did not move
+        # SystemModstamp (a formula recomputation) starts when it was detected. A version never
+        # starts before the one it replaces.
+        self.con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE x_versions AS
+            SELECT d.record_id,
+                greatest(
+                    CASE WHEN d.is_new OR d.sms_moved THEN coalesce(d.modstamp, $detected)
+                        ELSE $detected END,
+                    h.valid_from
+                ) AS valid_from,
+                false AS gone
+            FROM x_diff d
+            LEFT JOIN {self.history} h ON h.Id = d.record_id AND h.valid_to IS NULL
+            WHERE d.change_type IS NOT NULL
+            UNION ALL
+            SELECT g.record_id, greatest(coalesce(g.deleted_at, $detected), h.valid_from), true
+            FROM x_gone g
+            JOIN {self.history} h ON h.Id = g.record_id AND h.valid_to IS NULL
+            WHERE NOT g.was_deleted
+            """,
+            {"detected": self.detected_at},
+        )
+        history_select = ", ".join(f"h.{quote_ident(c)}" for c in all_columns)
+        # Tombstones copy the last version of a hard-deleted record; the current row is gone.
+        self.con.execute(
+            f"""
+            INSERT INTO {self.history} ({names}, valid_from, valid_to, is_deleted, extract_id)
+            SELECT {history_select}, v.valid_from, NULL, true, $extract_id
+            FROM {self.history} h JOIN x_versions v ON v.record_id = h.Id AND v.gone
+            WHERE h.valid_to IS NULL
+            """,
+            {"extract_id": self.m.extract_id},
+        )
+        self.con.execute(
+            f"""
+            UPDATE {self.history} AS h SET valid_to = v.valid_from
+            FROM x_versions v
+            WHERE h.Id = v.record_id AND h.valid_to IS NULL AND h.extract_id <> $extract_id
+            """,
+            {"extract_id": self.m.extract_id},
+        )
+        self.con.execute(
+            f"""
+            INSERT INTO {self.history} ({names}, valid_from, valid_to, is_deleted, extract_id)
+            SELECT {select}, v.valid_from, NULL, {is_deleted}, $extract_id
+            FROM {self.current} o JOIN x_versions v ON v.record_id = o.Id AND NOT v.gone
+            """,
+            {"extract_id": self.m.extract_id},
+        )
+        # Rows written without a record change (audit fields moved, a field was added or came back)
+        # update the open version in place, so it always matches the current table.
+        columns = self._extract_columns()
+        if columns:
+            assignments = ", ".join(f"{quote_ident(c)} = n.{quote_ident(c)}" for c in columns)
+            self.con.execute(
+                f"UPDATE {self.history} AS h SET {assignments} FROM x_records n, x_diff d "
+                "WHERE h.Id = n.Id AND d.record_id = n.Id AND d.change_type IS NULL "
+                "AND h.valid_to IS NULL"
+            )
+
+    # -- sync_runs ---------------------------------------------------------------------------
+
+    def _insert_sync_run(self) -> None:
+        if table_exists(self.con, self.org, self.sobject):
+            row = self.con.execute(f"SELECT count(*) FROM {self.current}").fetchone()
+            self.result.current_rows = row[0] if row else 0
+        m = self.m
+        self.con.execute(
+            "INSERT INTO main.sync_runs VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                m.run_id,
+                m.org,
+                m.object,
+                m.extract_id,
+                m.mode,
+                self.result.baseline,
+                parse_timestamp(m.started_at),
+                self.detected_at,
+                m.status,
+                m.records,
+                m.deleted,
+                m.api_calls,
+                m.api_used,
+                m.api_max,
+                m.watermark_field,
+                parse_timestamp(m.watermark_from),
+                parse_timestamp(m.watermark_to),
+                m.error,
+                self.result.created,
+                self.result.updated,
+                self.result.deleted,
+                self.result.undeleted,
+                self.result.field_changes,
+                self.result.schema_changes,
+                self.result.current_rows,
+            ],
+        )
+
+
+def result_from_sync_run(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> ApplyResult | None:
+    """Return the result recorded for an extract that was applied before, or None."""
+    row = con.execute(
+        "SELECT run_id, created, updated, deleted, undeleted, field_changes, schema_changes, "
+        "current_rows, baseline FROM main.sync_runs WHERE org = ? AND object = ? AND extract_id = ?",
+        [manifest.org, manifest.object, manifest.extract_id],
+    ).fetchone()
+    if row is None:
+        return None
+    return ApplyResult(
+        org=manifest.org,
+        object=manifest.object,
+        extract_id=manifest.extract_id,
+        run_id=row[0],
+        created=row[1],
+        updated=row[2],
+        deleted=row[3],
+        undeleted=row[4],
+        field_changes=row[5],
+        schema_changes=row[6],
+        already_applied=True,
+        current_rows=row[7],
+        baseline=row[8],
+    )

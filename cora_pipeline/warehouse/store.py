@@ -1,0 +1,213 @@
+"""The warehouse writer: one DuckDB file under the data root, changed one extract per transaction."""
+
+import contextlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from cora_pipeline.extract.files import list_extracts, read_manifest
+from cora_pipeline.warehouse.apply import ApplyResult, ExtractApplier, result_from_sync_run
+from cora_pipeline.warehouse.sqltext import check_org_slug
+from cora_pipeline.warehouse.tables import create_tables
+
+log = logging.getLogger(__name__)
+
+WAREHOUSE_FILE = "warehouse.duckdb"
+ANALYST_FILE = "analyst.duckdb"
+
+
+class ExtractOrderError(ValueError):
+    """An extract is older than one already applied to the same object."""
+
+
+class WarehouseLockedError(RuntimeError):
+    """Another process holds the warehouse file."""
+
+
+def connect(path: Path, lock_timeout: float) -> duckdb.DuckDBPyConnection:
+    """Open ``path`` read-write, retrying while another process holds DuckDB's file lock."""
+    deadline = time.monotonic() + lock_timeout
+    delay = 0.05
+    while True:
+        try:
+            con = duckdb.connect(str(path))
+            break
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise WarehouseLockedError(
+                    f"warehouse file {path} is still locked by another process after "
+                    f"{lock_timeout:.0f} s ({error}); only the scheduled pipeline may open it, and "
+                    f"analysts open {path.parent / ANALYST_FILE} instead"
+                ) from error
+            log.info("warehouse file %s is locked, retrying in %.2f s", path, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    # Timestamps are stored as UTC instants; a UTC session also renders them in UTC.
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+class Warehouse:
+    """The writer of ``<data_root>/warehouse.duckdb``.
+
+    Only one process may open the file at a time (DuckDB holds an exclusive file lock), so the
+    pipeline serialises writers and analysts read ``analyst_path`` instead.
+    """
+
+    def __init__(self, data_root: Path | str, *, lock_timeout: float = 120.0):
+        self.data_root = Path(data_root)
+        self.warehouse_path = self.data_root / WAREHOUSE_FILE
+        self.analyst_path = self.data_root / ANALYST_FILE
+        self.lock_timeout = lock_timeout
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self.data_root.mkdir(parents=True, exist_ok=True)
+            con = connect(self.warehouse_path, self.lock_timeout)
+            create_tables(con)
+            self._con = con
+        return self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def __enter__(self) -> "Warehouse":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- applying extracts ---------------------------------------------------------------------
+
+    def apply_extract(self, extract_dir: Path | str) -> ApplyResult:
+        """Diff one extract against the object's snapshot and write every table, in one transaction.
+
+        Applying an extract that was applied before changes nothing and returns the recorded result
+        with ``already_applied`` set. Raises :class:`ExtractOrderError` for an extract older than the
+        newest one applied to the same object.
+        """
+        extract_dir = Path(extract_dir)
+        manifest = read_manifest(extract_dir)
+        check_org_slug(manifest.org)
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            previous = result_from_sync_run(con, manifest)
+            if previous is not None:
+                con.execute("ROLLBACK")
+                log.info(
+                    "extract %s of %s.%s was applied before; nothing to do",
+                    manifest.extract_id,
+                    manifest.org,
+                    manifest.object,
+                )
+                return previous
+            self._check_order(con, manifest.org, manifest.object, manifest.extract_id)
+            result = ExtractApplier(con, extract_dir, manifest).run()
+            self._commit(con)
+        except BaseException:
+            # The connection may already be gone when the error came from DuckDB itself.
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise
+        log.info(
+            "applied extract %s of %s.%s (%s): %d created, %d updated, %d deleted, "
+            "%d undeleted, %d field changes, %d schema changes%s",
+            manifest.extract_id,
+            manifest.org,
+            manifest.object,
+            manifest.mode,
+            result.created,
+            result.updated,
+            result.deleted,
+            result.undeleted,
+            result.field_changes,
+            result.schema_changes,
+            ", baseline" if result.baseline else "",
+        )
+        return result
+
+    def _commit(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute("COMMIT")
+
+    @staticmethod
+    def _check_order(
+        con: duckdb.DuckDBPyConnection, org: str, sobject: str, extract_id: str
+    ) -> None:
+        row = con.execute(
+            "SELECT max(extract_id) FROM main.sync_runs WHERE org = ? AND object = ?",
+            [org, sobject],
+        ).fetchone()
+        newest = row[0] if row else None
+        if newest is not None and extract_id < newest:
+            raise ExtractOrderError(
+                f"extract {extract_id} of {org}.{sobject} is older than extract {newest}, which is "
+                "already applied; extracts must be applied in extract_id order, so run "
+                "`cora rebuild` to apply every extract again from the start"
+            )
+
+    # -- rebuilding ----------------------------------------------------------------------------
+
+    def rebuild(self, data_root: Path | str | None = None) -> list[ApplyResult]:
+        """Build the warehouse again from the Parquet extracts alone and swap it into place.
+
+        The new file is built beside the old one while this writer keeps holding the old one, so no
+        other writer can apply an extract that the swap would lose. A crash leaves the old file.
+        """
+        source_root = Path(data_root) if data_root is not None else self.data_root
+        self.con  # noqa: B018 -- take the writer lock on the current file for the whole rebuild
+        staging = self.warehouse_path.with_name(WAREHOUSE_FILE + ".rebuild")
+        for leftover in (staging, staging.with_name(staging.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        builder = Warehouse.__new__(Warehouse)
+        builder.data_root = self.data_root
+        builder.warehouse_path = staging
+        builder.analyst_path = self.analyst_path
+        builder.lock_timeout = self.lock_timeout
+        builder._con = None
+        results = []
+        try:
+            for extract_dir in iter_extracts(source_root):
+                results.append(builder.apply_extract(extract_dir))
+            builder.con.execute("CHECKPOINT")
+        finally:
+            builder.close()
+        self.close()
+        staging.replace(self.warehouse_path)
+        self.warehouse_path.with_name(WAREHOUSE_FILE + ".wal").unlink(missing_ok=True)
+        log.info("rebuilt %s from %d extracts", self.warehouse_path, len(results))
+        return results
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def recent_field_changes(self, org: str, sobject: str, limit: int = 10) -> list[dict[str, Any]]:
+        """Return the newest field changes of one object, newest first, as plain dicts."""
+        cursor = self.con.execute(
+            "SELECT record_id, field, old_value, new_value, cause, detected_at, run_id, extract_id "
+            "FROM main.field_changes WHERE org = ? AND object = ? "
+            "ORDER BY extract_id DESC, record_id, field LIMIT ?",
+            [org, sobject, limit],
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def iter_extracts(data_root: Path) -> list[Path]:
+    """Return every complete extract under ``data_root``, grouped by object, oldest first."""
+    base = data_root / "extracts"
+    if not base.is_dir():
+        return []
+    extracts: list[Path] = []
+    for org_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+        for object_dir in sorted(p for p in org_dir.iterdir() if p.is_dir()):
+            extracts.extend(list_extracts(data_root, org_dir.name, object_dir.name))
+    return extracts
