@@ -5,6 +5,7 @@ which knows nothing of Dagster. Numbers that describe a materialization go into 
 """
 
 import time
+from typing import Any
 
 import dagster as dg
 
@@ -51,7 +52,7 @@ def build_object_assets(org: OrgConfig, obj: ObjectConfig) -> list[dg.AssetsDefi
                 f"org {org.name} object {obj.name}: extract stopped: {result.message}"
             )
         latest = result.extract_dirs[0] if result.extract_dirs else None
-        metadata: dict[str, object] = {
+        metadata: dict[str, Any] = {
             "status": result.status,
             "mode": result.mode,
             "records_fetched": result.records,
@@ -112,7 +113,7 @@ def build_object_assets(org: OrgConfig, obj: ObjectConfig) -> list[dg.AssetsDefi
             warehouse_path = wh.warehouse_path
         finally:
             wh.close()
-        metadata: dict[str, object] = {
+        metadata: dict[str, Any] = {
             "extracts_applied": applied,
             **{f"changes_{name}": count for name, count in totals.items()},
             "duration_seconds": round(time.monotonic() - started, 3),

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlparse
 
 import requests
@@ -46,14 +46,12 @@ MIN_BATCH_SIZE = 200
 MAX_BATCH_SIZE = 2000
 
 
-class TokenSource:
+class TokenSource(Protocol):
     """What the client needs from the token manager (``cora_pipeline.connect.TokenManager``)."""
 
-    def current(self) -> Any:  # pragma: no cover - interface
-        raise NotImplementedError
+    def current(self) -> Any: ...
 
-    def refresh(self, stale: Any) -> Any:  # pragma: no cover - interface
-        raise NotImplementedError
+    def refresh(self, stale: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
