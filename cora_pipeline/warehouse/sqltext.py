@@ -18,6 +18,8 @@ A NULL value stays SQL NULL, never the text ``null``.
 
 import re
 
+from cora_pipeline.errors import ConfigError
+
 _SLUG = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 RESERVED_SCHEMAS = frozenset({"main", "cora_meta", "information_schema", "pg_catalog", "temp"})
 
@@ -32,14 +34,14 @@ def quote_literal(value: str) -> str:
 
 
 def check_org_slug(org: str) -> None:
-    """Raise ValueError unless ``org`` can name a warehouse schema."""
+    """Raise ConfigError (a ValueError) unless ``org`` can name a warehouse schema."""
     if not _SLUG.match(org):
-        raise ValueError(
+        raise ConfigError(
             f"org name {org!r} is not a valid slug; use lowercase letters, digits and underscores, "
             "starting with a letter (for example 'acme_prod')"
         )
     if org in RESERVED_SCHEMAS:
-        raise ValueError(
+        raise ConfigError(
             f"org name {org!r} is reserved by the warehouse; rename the org in the configuration"
         )
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import duckdb
 
+from cora_pipeline.errors import CoraError, Terminal, Transient
 from cora_pipeline.extract.files import list_extracts, read_manifest
 from cora_pipeline.warehouse.apply import ApplyResult, ExtractApplier, result_from_sync_run
 from cora_pipeline.warehouse.sqltext import check_org_slug
@@ -19,12 +20,12 @@ WAREHOUSE_FILE = "warehouse.duckdb"
 ANALYST_FILE = "analyst.duckdb"
 
 
-class ExtractOrderError(ValueError):
+class ExtractOrderError(CoraError, Terminal, ValueError):
     """An extract is older than one already applied to the same object."""
 
 
-class WarehouseLockedError(RuntimeError):
-    """Another process holds the warehouse file."""
+class WarehouseLockedError(CoraError, Transient):
+    """Another process kept the warehouse file locked for longer than the lock timeout."""
 
 
 def connect(path: Path, lock_timeout: float) -> duckdb.DuckDBPyConnection:
