@@ -112,6 +112,20 @@ def column_types(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str
     return {row[0]: row[1] for row in con.execute(f"DESCRIBE {relation}").fetchall()}
 
 
+def as_of_macro_sql(macro: str, history: str) -> str:
+    """Return the DDL of a table macro listing the records live at ``at_time``, as they were then.
+
+    A version is live at ``at_time`` when ``valid_from <= at_time < valid_to`` (an open ``valid_to`` is
+    NULL) and it is not a deleted version.
+    """
+    return (
+        f"CREATE OR REPLACE MACRO {macro}(at_time) AS TABLE "
+        f"SELECT * EXCLUDE ({', '.join(HISTORY_COLUMNS)}) FROM {history} "
+        "WHERE valid_from <= at_time AND (valid_to IS NULL OR valid_to > at_time) "
+        "AND NOT is_deleted"
+    )
+
+
 def type_label(sf_type: str, duckdb_type: str) -> str:
     return f"{sf_type} ({duckdb_type})"
 
@@ -239,13 +253,7 @@ class ExtractApplier:
 
     def _create_as_of_macro(self) -> None:
         macro = f"{quote_ident(self.org)}.{quote_ident(self.sobject + '_as_of')}"
-        exclude = ", ".join(HISTORY_COLUMNS)
-        self.con.execute(
-            f"CREATE OR REPLACE MACRO {macro}(at_time) AS TABLE "
-            f"SELECT * EXCLUDE ({exclude}) FROM {self.history} "
-            "WHERE valid_from <= at_time AND (valid_to IS NULL OR valid_to > at_time) "
-            "AND NOT is_deleted"
-        )
+        self.con.execute(as_of_macro_sql(macro, self.history))
 
     # -- diff --------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import duckdb
 
 from cora_pipeline.errors import CoraError, Terminal, Transient
 from cora_pipeline.extract.files import list_extracts, read_manifest
+from cora_pipeline.warehouse.analyst import ANALYST_DIR, AnalystCatalog
 from cora_pipeline.warehouse.apply import ApplyResult, ExtractApplier, result_from_sync_run
 from cora_pipeline.warehouse.sqltext import check_org_slug
 from cora_pipeline.warehouse.tables import create_tables
@@ -89,12 +90,13 @@ class Warehouse:
 
     # -- applying extracts ---------------------------------------------------------------------
 
-    def apply_extract(self, extract_dir: Path | str) -> ApplyResult:
+    def apply_extract(self, extract_dir: Path | str, *, publish: bool = True) -> ApplyResult:
         """Diff one extract against the object's snapshot and write every table, in one transaction.
 
         Applying an extract that was applied before changes nothing and returns the recorded result
         with ``already_applied`` set. Raises :class:`ExtractOrderError` for an extract older than the
-        newest one applied to the same object.
+        newest one applied to the same object. With ``publish`` (the default) the object's tables are
+        then exported for analysts (see :mod:`cora_pipeline.warehouse.analyst`).
         """
         extract_dir = Path(extract_dir)
         manifest = read_manifest(extract_dir)
@@ -111,6 +113,8 @@ class Warehouse:
                     manifest.org,
                     manifest.object,
                 )
+                if publish and not self._is_published(manifest.org, manifest.object, previous):
+                    self.publish(manifest.org, manifest.object)
                 return previous
             self._check_order(con, manifest.org, manifest.object, manifest.extract_id)
             result = ExtractApplier(con, extract_dir, manifest).run()
@@ -135,6 +139,8 @@ class Warehouse:
             result.schema_changes,
             ", baseline" if result.baseline else "",
         )
+        if publish:
+            self.publish(manifest.org, manifest.object)
         return result
 
     def _commit(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -155,6 +161,35 @@ class Warehouse:
                 "already applied; extracts must be applied in extract_id order, so run "
                 "`cora rebuild` to apply every extract again from the start"
             )
+
+    # -- analyst catalog ------------------------------------------------------------------------
+
+    @property
+    def analyst_catalog(self) -> AnalystCatalog:
+        return AnalystCatalog(self.con, self.data_root, self.analyst_path)
+
+    def publish(self, org: str | None = None, sobject: str | None = None) -> None:
+        """Export tables to Parquet for analysts and rebuild the analyst catalog.
+
+        With ``org`` and ``sobject``, exports that object; without, every object in ``sync_runs``.
+        """
+        catalog = self.analyst_catalog
+        if org is not None and sobject is not None:
+            catalog.publish_object(org, sobject)
+        else:
+            for known_org, known_object in self.con.execute(
+                "SELECT DISTINCT org, object FROM main.sync_runs ORDER BY ALL"
+            ).fetchall():
+                catalog.publish_object(known_org, known_object)
+        catalog.publish_catalog()
+
+    def _is_published(self, org: str, sobject: str, result: ApplyResult) -> bool:
+        # publish_object writes the per-extract sync_runs file after the current and history
+        # files, and publish_catalog runs after both.
+        # NOTE: a process killed between the last Parquet file and the catalog rename leaves a
+        # catalog that lacks a newly added object until the next extract is applied.
+        marker = self.data_root / ANALYST_DIR / "sync_runs" / org / sobject
+        return (marker / f"{result.extract_id}.parquet").exists() and self.analyst_path.exists()
 
     # -- rebuilding ----------------------------------------------------------------------------
 
@@ -178,13 +213,14 @@ class Warehouse:
         results = []
         try:
             for extract_dir in iter_extracts(source_root):
-                results.append(builder.apply_extract(extract_dir))
+                results.append(builder.apply_extract(extract_dir, publish=False))
             builder.con.execute("CHECKPOINT")
         finally:
             builder.close()
         self.close()
         staging.replace(self.warehouse_path)
         self.warehouse_path.with_name(WAREHOUSE_FILE + ".wal").unlink(missing_ok=True)
+        self.publish()
         log.info("rebuilt %s from %d extracts", self.warehouse_path, len(results))
         return results
 

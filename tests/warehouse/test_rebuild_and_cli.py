@@ -1,0 +1,186 @@
+"""``cora rebuild`` rebuilds every table from the extracts alone; ``cora changes`` prints them."""
+
+import argparse
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from cora_pipeline.errors import ConfigError
+from cora_pipeline.extract.files import FieldInfo
+from cora_pipeline.warehouse import Warehouse
+from cora_pipeline.warehouse import cli as warehouse_cli
+
+from .builders import ACCOUNT_FIELDS, ExtractWriter, account, at, without
+
+TABLES = (
+    "main.sync_runs",
+    "main.record_changes",
+    "main.field_changes",
+    "main.schema_changes",
+    'acme."Account"',
+    'acme."Account_history"',
+    'acme."Contact"',
+    'acme."Contact_history"',
+)
+
+
+def snapshot(wh: Warehouse) -> dict[str, list[tuple]]:
+    result = {}
+    for table in TABLES:
+        query = f"SELECT * FROM {table} ORDER BY ALL"
+        result[table] = wh.con.execute(query).fetchall()
+    return result
+
+
+def write_history(writer: ExtractWriter) -> None:
+    """Write a sequence of extracts that exercises every kind of change."""
+    writer.write([account("a1"), account("a2"), account("a3")])
+    writer.write([account("c1")], sobject="Contact", fields=ACCOUNT_FIELDS[:2])
+    writer.write(
+        [
+            account("a1", Name="Edited", LastModifiedDate=at(2.5), SystemModstamp=at(2.5)),
+            account("a2", IsDeleted=True, SystemModstamp=at(2.5)),
+            account("a4"),
+        ],
+        mode="incremental",
+    )
+    edited = account("a1", Name="Edited", LastModifiedDate=at(2.5), SystemModstamp=at(2.5))
+    writer.write(
+        [edited, account("a2", IsDeleted=True, SystemModstamp=at(2.5)), account("a4")],
+        fields=without(ACCOUNT_FIELDS, "NumberOfEmployees"),
+        extra={"hidden_fields": ["NumberOfEmployees"]},
+    )
+    writer.write(
+        [
+            edited,
+            account("a2", LastModifiedDate=at(4.5), SystemModstamp=at(4.5)),
+            account("a4", Rating="Warm"),
+        ],
+        fields=[*ACCOUNT_FIELDS, FieldInfo("Rating", "picklist", "string")],
+    )
+
+
+def apply_all(wh: Warehouse, writer: ExtractWriter) -> None:
+    for extract in writer.written:
+        wh.apply_extract(extract)
+
+
+def test_rebuild_reproduces_every_table(writer: ExtractWriter, warehouse: Warehouse) -> None:
+    write_history(writer)
+    apply_all(warehouse, writer)
+    before = snapshot(warehouse)
+
+    results = warehouse.rebuild()
+
+    assert len(results) == len(writer.written)
+    assert snapshot(warehouse) == before
+    assert len(before["main.record_changes"]) == 5
+    assert len(before["main.schema_changes"]) == 3
+
+
+def test_rebuild_from_parquet_alone(writer: ExtractWriter, tmp_path: Path) -> None:
+    write_history(writer)
+    with Warehouse(writer.data_root) as wh:
+        apply_all(wh, writer)
+        before = snapshot(wh)
+    writer.data_root.joinpath("warehouse.duckdb").unlink()
+
+    code = warehouse_cli.run_rebuild(argparse.Namespace(data_root=writer.data_root, config=None))
+
+    assert code == 0
+    with Warehouse(writer.data_root) as wh:
+        assert snapshot(wh) == before
+
+
+def test_rebuild_after_crash_leftover(writer: ExtractWriter, warehouse: Warehouse) -> None:
+    write_history(writer)
+    apply_all(warehouse, writer)
+    before = snapshot(warehouse)
+    writer.data_root.joinpath("warehouse.duckdb.rebuild").write_bytes(b"half-written")
+
+    warehouse.rebuild()
+
+    assert snapshot(warehouse) == before
+
+
+def run_changes(data_root: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    parser = argparse.ArgumentParser()
+    warehouse_cli.add_changes_arguments(parser)
+    args = parser.parse_args([*argv, "--data-root", str(data_root)])
+    assert warehouse_cli.run_changes(args) == 0
+    return capsys.readouterr().out
+
+
+@pytest.fixture
+def applied(writer: ExtractWriter, warehouse: Warehouse) -> Path:
+    write_history(writer)
+    apply_all(warehouse, writer)
+    return writer.data_root
+
+
+def test_changes_as_json(applied: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_changes(applied, capsys, "acme", "--object", "Account", "--format", "json")
+
+    rows = json.loads(out)
+    assert [(r["record_id"], r["change_type"], r["field"]) for r in rows] == [
+        ("a2", "undeleted", None),
+        ("a3", "deleted", None),
+        ("a1", "updated", "Name"),
+        ("a2", "deleted", None),
+        ("a4", "created", None),
+    ]
+    assert rows[2]["old_value"] == "Account a1"
+    assert rows[2]["new_value"] == "Edited"
+    assert rows[2]["detected_at"] == "2026-03-01T12:00:00.000Z"
+
+
+def test_changes_filtered_by_field_as_csv(
+    applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = run_changes(applied, capsys, "--field", "Name", "--format", "csv")
+
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(r["record_id"], r["old_value"], r["new_value"], r["cause"]) for r in rows] == [
+        ("a1", "Account a1", "Edited", "edit")
+    ]
+
+
+def test_changes_since_filters_by_detected_at(
+    applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = run_changes(applied, capsys, "--since", "2026-03-01T13:00Z", "--format", "json")
+
+    assert [(r["record_id"], r["change_type"]) for r in json.loads(out)] == [
+        ("a2", "undeleted"),
+        ("a3", "deleted"),
+    ]
+
+
+def test_changes_table_lists_fields(
+    applied: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    out = run_changes(applied, capsys, "--object", "Account")
+
+    assert "Edited" in out
+    assert "undeleted" in out
+
+
+def test_since_accepts_spans_and_rejects_garbage() -> None:
+    now = datetime(2026, 3, 8, tzinfo=UTC)
+
+    assert warehouse_cli.parse_since("7d", now) == datetime(2026, 3, 1, tzinfo=UTC)
+    assert warehouse_cli.parse_since("2026-03-01") == datetime(2026, 3, 1, tzinfo=UTC)
+    with pytest.raises(ConfigError, match="not a valid time"):
+        warehouse_cli.parse_since("yesterday")
+
+
+def test_changes_without_catalog_says_what_to_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ConfigError, match="cora sync"):
+        run_changes(tmp_path, capsys)
