@@ -1,41 +1,47 @@
 """Extract one sObject of one org into an immutable extract directory.
 
 The watermark lives in the extracts themselves: the next incremental extract starts from the
-``watermark_to`` of the newest succeeded extract of the object, minus an overlap window. Because an
-extract becomes visible only once it is completely written (see ``cora_pipeline.extract.files``), the
-watermark can never move past data that was not stored.
+``watermark_to`` of the newest succeeded full or incremental extract of the object, minus an overlap
+window. Because an extract becomes visible only once it is completely written (see
+``cora_pipeline.extract.files``), the watermark can never move past data that was not stored.
 
 What one call does, in order:
 
-1. describe the object and choose the fields (``cora_pipeline.extract.schema``);
-2. stop cleanly, writing a ``stopped_budget`` manifest, when the org's API usage is at the pipeline's
-   budget;
-3. query with ``queryAll`` (soft deletes arrive with ``IsDeleted`` true): everything on the first run or
-   on demand, else records whose SystemModstamp (or LastModifiedDate) is at or after the watermark minus
-   the overlap;
-4. on incremental runs, read hard deletes from the ``deleted`` resource;
-5. when the object has formula fields and the last formula read is older than the configured cadence,
-   read ``Id`` and the formula fields of every live record into a separate ``formula`` extract.
+1. read the org's API usage from ``/limits`` when this client has not seen it yet, and stop cleanly
+   (a ``stopped_budget`` manifest, the watermark unchanged) when it is at the pipeline's budget;
+2. describe the object and choose the fields (``cora_pipeline.extract.schema``); an object the
+   integration user cannot query is skipped with a message;
+3. on incremental runs, when the reconciliation cadence is due (or the ``deleted`` resource cannot
+   cover the gap), run the Id-only sweep (``cora_pipeline.extract.reconcile``);
+4. query with ``queryAll`` (soft deletes arrive with ``IsDeleted`` true): everything on the first run
+   or on demand, else records whose SystemModstamp (or LastModifiedDate) is at or after the
+   watermark minus the overlap, streaming pages into ``records.parquet``;
+5. on incremental runs, read hard deletes from the ``deleted`` resource, from where the previous
+   call's ``latestDateCovered`` left off to the org's current time;
+6. when the object has formula fields and the last formula read is older than the configured
+   cadence, read ``Id`` and the formula fields of every live record into a separate ``formula``
+   extract.
 
-A SELECT whose URI would exceed Salesforce's 16,384-byte limit is split into pieces that each repeat
-``Id``; the pieces are joined by ``Id``, and a record missing from a piece is read again by ``Id``.
+The API usage is checked after describe and after every page; the org's time comes from the HTTP
+``Date`` header of its latest response.
 """
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cora_pipeline.config import ObjectConfig, OrgConfig
 from cora_pipeline.errors import APIBudgetExhausted, SalesforceAPIError
+from cora_pipeline.extract.convert import parse_datetime, soql_datetime, to_arrow
 from cora_pipeline.extract.files import (
+    ExtractWriter,
     FieldInfo,
     Manifest,
     list_extracts,
@@ -43,18 +49,42 @@ from cora_pipeline.extract.files import (
     read_manifest,
     write_extract,
 )
-from cora_pipeline.extract.schema import field_arrow_type, plan_fields
-from cora_pipeline.salesforce.client import SalesforceClient
+from cora_pipeline.extract.query import (
+    MAX_QUERY_URI_BYTES,
+    QueryScope,
+    QueryStats,
+    build_soql,
+    read_by_ids,
+    run_query,
+    split_fields,
+)
+from cora_pipeline.extract.reconcile import known_records, sweep
+from cora_pipeline.extract.schema import plan_fields
+from cora_pipeline.salesforce.client import QueryLocatorExpired, SalesforceClient
 
 log = logging.getLogger(__name__)
 
-# Salesforce rejects a request whose URI is over 16,384 bytes (414). Leave room for the host, the
-# version path and the encoding of the WHERE clause.
-MAX_QUERY_URI_BYTES = 14_000
-# The deleted resource reaches back at most 15 days; older watermarks need a full extract.
+# The deleted resource reaches back at most 15 days; a gap older than that needs the sweep.
 DELETED_WINDOW = timedelta(days=15)
-ID_BATCH = 200
 WATERMARK_FIELDS = ("SystemModstamp", "LastModifiedDate")
+MAX_QUERY_RESTARTS = 2
+"""How often an expired query locator may restart the object's query in one run."""
+DELETED_SCHEMA = pa.schema([("Id", pa.string()), ("deleted_at", pa.timestamp("ms", tz="UTC"))])
+
+__all__ = [
+    "DELETED_WINDOW",
+    "MAX_QUERY_URI_BYTES",
+    "ExtractResult",
+    "ObjectNotExtractable",
+    "budget_calls",
+    "build_soql",
+    "extract_object",
+    "latest_manifest",
+    "parse_datetime",
+    "soql_datetime",
+    "split_fields",
+    "to_arrow",
+]
 
 
 @dataclass
@@ -64,6 +94,7 @@ class ExtractResult:
     org: str
     object: str
     status: str
+    """``succeeded``, ``stopped_budget`` (watermark unchanged) or ``skipped`` (not queryable)."""
     mode: str = "full"
     extract_dirs: list[Path] = field(default_factory=list)
     records: int = 0
@@ -76,24 +107,44 @@ class ExtractResult:
     watermark_from: str | None = None
     watermark_to: str | None = None
     message: str | None = None
+    reconciled: bool = False
+    """True when this run included the Id-only reconciliation sweep."""
+    missed_records: int = 0
+    """Records the sweep found changed or created without the incremental query seeing them."""
+    http_seconds: float = 0.0
+    """Seconds spent inside REST calls (network, Salesforce, JSON decoding, retry waits)."""
 
 
 class ObjectNotExtractable(SalesforceAPIError):
     """The object cannot be queried by this user, so it is skipped."""
 
 
+class ObjectLog(logging.LoggerAdapter[logging.Logger]):
+    """Prefix every message with the org and the object, and attach both as record attributes."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
+        extra = self.extra or {}
+        kwargs["extra"] = {**extra, **(kwargs.get("extra") or {})}
+        return f"org {extra.get('org')} object {extra.get('sobject')}: {msg}", kwargs
+
+
 def latest_manifest(
     data_root: Path, org: str, sobject: str, mode: str | None = None
 ) -> Manifest | None:
-    """Return the newest succeeded extract manifest of an object, optionally of one mode."""
+    """Return the newest succeeded extract manifest of an object, optionally of one mode.
+
+    ``mode="formula"`` also accepts a full extract, because a full extract reads every formula
+    field too; ``mode="watermark"`` returns the newest full or incremental extract.
+    """
     for path in reversed(list_extracts(data_root, org, sobject)):
         manifest = read_manifest(path)
         if manifest.status != "succeeded":
             continue
         if mode is None or manifest.mode == mode:
             return manifest
-        if mode == "formula" and manifest.mode == "full":
-            # A full extract read every formula field too.
+        if mode in ("formula", "watermark") and manifest.mode == "full":
+            return manifest
+        if mode == "watermark" and manifest.mode == "incremental":
             return manifest
     return None
 
@@ -101,6 +152,21 @@ def latest_manifest(
 def budget_calls(org: OrgConfig, api_max: int) -> int:
     """Return the usage level, in calls, at which the pipeline stops for this org."""
     return math.floor(api_max * org.api_budget_share)
+
+
+@dataclass
+class _Plan:
+    """The decisions taken before any record is read."""
+
+    fields: list[FieldInfo]
+    mode: str
+    watermark_field: str | None
+    previous: Manifest | None
+    watermark_from: datetime | None = None
+    deleted_from: datetime | None = None
+    """Start of the ``deleted`` resource window (coverage minus overlap); None skips the call."""
+    deleted_covered: str | None = None
+    sweep_reason: str | None = None
 
 
 def extract_object(
@@ -113,67 +179,38 @@ def extract_object(
     full: bool = False,
     now: datetime | None = None,
 ) -> ExtractResult:
-    """Extract one object and return what was written. See the module docstring for the steps."""
-    started = now or datetime.now(UTC)
+    """Extract one object and return what was written. See the module docstring for the steps.
+
+    ``now`` replaces the org's clock for the cadence decisions (formula refresh, sweep); tests
+    use it. Raises :class:`~cora_pipeline.errors.SalesforceAPIError` subclasses for failures that
+    retries could not fix; nothing is written then and the watermark stays where it was.
+    """
+    olog = ObjectLog(log, {"org": org.name, "sobject": obj.name})
     calls_before = client.api_calls
+    seconds_before = client.http_seconds
+    started = datetime.now(UTC)
     result = ExtractResult(org=org.name, object=obj.name, status="succeeded")
-
-    describe = client.describe(obj.name)
-    if not describe.get("queryable", False):
-        raise ObjectNotExtractable(
-            f"org {org.name!r}: {obj.name} is not queryable for the integration user "
-            f"(describe says queryable=false); remove it from the org's objects",
-            org=org.name,
-            sobject=obj.name,
-        )
-    fields, skipped = plan_fields(describe["fields"], list(obj.include), list(obj.exclude))
-    for skip in skipped:
-        log.debug("org %s object %s: skipping %s: %s", org.name, obj.name, skip.name, skip.reason)
-    names = {f.name for f in fields}
-    describe_by_name = {f["name"]: f for f in describe["fields"]}
-    watermark_field = next(
-        (
-            name
-            for name in WATERMARK_FIELDS
-            if name in names and describe_by_name[name].get("filterable", True)
-        ),
-        None,
-    )
-
-    previous = latest_manifest(data_root, org.name, obj.name)
-    mode = "full"
-    watermark_from: datetime | None = None
-    if previous and not full and watermark_field and previous.watermark_to:
-        candidate = datetime.fromisoformat(previous.watermark_to) - timedelta(
-            seconds=org.overlap_seconds
-        )
-        if started - candidate < DELETED_WINDOW:
-            mode = "incremental"
-            watermark_from = candidate
-        else:
-            log.info(
-                "org %s object %s: watermark %s is older than the 15-day window of the deleted "
-                "resource; extracting in full",
-                org.name,
-                obj.name,
-                previous.watermark_to,
-            )
-    result.mode = mode
-
+    previous = latest_manifest(data_root, org.name, obj.name, mode="watermark")
+    plan: _Plan | None = None
     try:
-        _check_budget(client, org, obj.name)
-        where = ""
-        if mode == "incremental" and watermark_from is not None:
-            where = f"{watermark_field} >= {soql_datetime(watermark_from)}"
-        rows, pages = _query_records(
-            client, org, obj.name, [f.name for f in fields], where, include_deleted=True
-        )
-        result.pages = pages
-        deleted_rows: list[dict[str, Any]] = []
-        if mode == "incremental" and watermark_from is not None:
-            deleted_rows = _hard_deletes(client, obj.name, watermark_from, started)
-        _check_budget(client, org, obj.name)
+        if client.usage is None:
+            client.read_api_usage()
+        _check_budget(client, org)
+        describe = _describe(client, org, obj, olog)
+        if describe is None:
+            result.status = "skipped"
+            result.message = (
+                f"{obj.name} is not queryable for the integration user of org {org.name!r}; "
+                f"it was skipped"
+            )
+            return _finish(result, client, calls_before, seconds_before)
+        _check_budget(client, org)
+        server_started = now or client.server_now()
+        plan = _plan(describe, org, obj, data_root, previous, full, server_started, olog)
+        result.mode = plan.mode
+        _extract(client, org, obj, data_root, plan, run_id, started, server_started, result, olog)
     except APIBudgetExhausted as exc:
+        fields = plan.fields if plan else (previous.fields if previous else [])
         return _stopped(
             client,
             org,
@@ -183,124 +220,471 @@ def extract_object(
             result,
             started,
             run_id,
-            calls_before,
             previous,
             str(exc),
+            olog,
+            calls_before,
+            seconds_before,
         )
-
-    watermark_to = _max_watermark(rows, watermark_field, previous)
-    records_table = to_arrow(rows, fields)
-    deleted_table = (
-        pa.table(
-            {
-                "Id": pa.array([r["id"] for r in deleted_rows], pa.string()),
-                "deleted_at": pa.array(
-                    [parse_datetime(r["deletedDate"]) for r in deleted_rows],
-                    pa.timestamp("ms", tz="UTC"),
-                ),
-            }
-        )
-        if deleted_rows
-        else None
-    )
-    manifest = Manifest(
-        org=org.name,
-        object=obj.name,
-        extract_id=new_extract_id(),
-        mode=mode,  # type: ignore[arg-type]
-        started_at=started.isoformat(),
-        finished_at=datetime.now(UTC).isoformat(),
-        fields=fields,
-        run_id=run_id,
-        watermark_field=watermark_field,
-        watermark_from=watermark_from.isoformat() if watermark_from else None,
-        watermark_to=watermark_to,
-        api_calls=client.api_calls - calls_before,
-        api_used=client.usage.used if client.usage else None,
-        api_max=client.usage.max if client.usage else None,
-    )
-    result.extract_dirs.append(write_extract(data_root, manifest, records_table, deleted_table))
-    result.records = records_table.num_rows
-    result.deleted = deleted_table.num_rows if deleted_table is not None else 0
-    result.watermark_from = manifest.watermark_from
-    result.watermark_to = watermark_to
-    log.info(
-        "org %s object %s: %s extract of %d records in %d pages, %d hard deletes, watermark %s",
-        org.name,
-        obj.name,
-        mode,
-        result.records,
-        pages,
-        result.deleted,
-        watermark_to,
-    )
-
-    formula_fields = [f for f in fields if f.calculated]
-    if mode == "incremental" and formula_fields and _formula_due(data_root, org, obj.name, started):
-        try:
-            result.formula_records = _formula_refresh(
-                client, org, obj.name, formula_fields, fields, data_root, run_id, started, result
-            )
-        except APIBudgetExhausted as exc:
-            log.warning("org %s object %s: formula refresh skipped: %s", org.name, obj.name, exc)
-
     result.api_calls = client.api_calls - calls_before
+    if result.mode == "incremental" and plan is not None and plan.fields:
+        formula_fields = [f for f in plan.fields if f.calculated]
+        if formula_fields and _formula_due(data_root, org, obj.name, server_started):
+            try:
+                _formula_refresh(
+                    client, org, obj.name, plan.fields, data_root, run_id, server_started, result
+                )
+            except APIBudgetExhausted as exc:
+                olog.warning("formula refresh skipped: %s", exc)
+                result.message = f"formula refresh skipped: {exc}"
+    return _finish(result, client, calls_before, seconds_before)
+
+
+def _finish(
+    result: ExtractResult, client: SalesforceClient, calls_before: int, seconds_before: float
+) -> ExtractResult:
+    result.api_calls = client.api_calls - calls_before
+    result.http_seconds = client.http_seconds - seconds_before
     result.api_used = client.usage.used if client.usage else None
     result.api_max = client.usage.max if client.usage else None
     return result
+
+
+def _describe(
+    client: SalesforceClient, org: OrgConfig, obj: ObjectConfig, olog: ObjectLog
+) -> dict[str, Any] | None:
+    """Describe the object; None when the integration user cannot query it."""
+    try:
+        describe = client.describe(obj.name)
+    except SalesforceAPIError as exc:
+        if exc.status == 404 or exc.code in ("NOT_FOUND", "INVALID_TYPE"):
+            olog.warning(
+                "skipped: describe returned %s %s; the object does not exist or the integration "
+                "user cannot see it. Remove it from the org's objects or grant access",
+                exc.status,
+                exc.code,
+            )
+            return None
+        raise
+    if not describe.get("queryable", False):
+        olog.warning(
+            "skipped: describe reports queryable=false for the integration user; remove it from "
+            "the org's objects"
+        )
+        return None
+    return describe
+
+
+def _plan(
+    describe: dict[str, Any],
+    org: OrgConfig,
+    obj: ObjectConfig,
+    data_root: Path,
+    previous: Manifest | None,
+    full: bool,
+    server_now: datetime,
+    olog: ObjectLog,
+) -> _Plan:
+    """Choose the fields, the mode, the watermark and whether the sweep runs."""
+    fields, skipped = plan_fields(describe["fields"], list(obj.include), list(obj.exclude))
+    for skip in skipped:
+        olog.info("field %s not extracted: %s", skip.name, skip.reason)
+    described = {f["name"]: f for f in describe["fields"]}
+    unknown = sorted(set(obj.include) - set(described))
+    if unknown:
+        olog.warning(
+            "include lists fields that describe does not return (missing or hidden from the "
+            "integration user): %s",
+            ", ".join(unknown),
+        )
+    names = {f.name for f in fields}
+    watermark_field = next(
+        (
+            name
+            for name in WATERMARK_FIELDS
+            if name in names and described[name].get("filterable", True)
+        ),
+        None,
+    )
+    plan = _Plan(fields=fields, mode="full", watermark_field=watermark_field, previous=previous)
+    if full:
+        olog.info("full extract requested")
+        return plan
+    if previous is None:
+        olog.info("no earlier extract; extracting in full")
+        return plan
+    if watermark_field is None:
+        olog.info("neither SystemModstamp nor LastModifiedDate can be filtered; extracting in full")
+        return plan
+    if previous.watermark_field not in (None, watermark_field) or not previous.watermark_to:
+        olog.info(
+            "the previous extract has no %s watermark; extracting in full",
+            watermark_field,
+        )
+        return plan
+
+    overlap = timedelta(seconds=org.overlap_seconds)
+    plan.mode = "incremental"
+    plan.watermark_from = datetime.fromisoformat(previous.watermark_to) - overlap
+    covered = previous.deleted_covered_to or previous.server_started_at or previous.started_at
+    plan.deleted_covered = covered
+    plan.deleted_from = datetime.fromisoformat(covered) - overlap
+    if not describe.get("replicateable", True):
+        plan.deleted_from = None
+        plan.sweep_reason = (
+            "the object is not replicateable, so the deleted resource is unavailable"
+        )
+    elif server_now - plan.deleted_from >= DELETED_WINDOW - timedelta(minutes=5):
+        plan.deleted_from = None
+        plan.sweep_reason = (
+            f"the last deleted-resource coverage ({covered}) is older than its 15-day window"
+        )
+    elif _sweep_due(data_root, org, obj.name, server_now):
+        plan.sweep_reason = f"the {org.reconcile_hours} h reconciliation cadence is due"
+    return plan
+
+
+def _extract(
+    client: SalesforceClient,
+    org: OrgConfig,
+    obj: ObjectConfig,
+    data_root: Path,
+    plan: _Plan,
+    run_id: str | None,
+    started: datetime,
+    server_started: datetime,
+    result: ExtractResult,
+    olog: ObjectLog,
+) -> None:
+    """Read the records (and deletes) of one run into one extract and commit it."""
+    calls_before = client.api_calls
+    scope = QueryScope(client, org, obj.name, olog, lambda: _check_budget(client, org))
+    extract_id = new_extract_id()
+    deleted_at: dict[str, datetime] = {}
+    reread: pa.Table | None = None
+    with ExtractWriter(data_root, org.name, obj.name, extract_id) as writer:
+        if plan.sweep_reason and plan.watermark_field:
+            olog.info("reconciliation sweep: %s", plan.sweep_reason)
+            reread = _reconcile(scope, plan, data_root, deleted_at, result, writer.staging)
+
+        where = ""
+        if plan.mode == "incremental" and plan.watermark_from is not None:
+            where = f"{plan.watermark_field} >= {soql_datetime(plan.watermark_from)}"
+        output = _RecordOutput(writer, plan.watermark_field, reread)
+        stats = _query_with_restarts(scope, plan, where, output, writer)
+        output.close(plan.fields)
+        result.pages += stats.pages
+        for record_id in stats.vanished:
+            deleted_at.setdefault(record_id, client.server_now())
+
+        deleted_to, sweep_next = _read_deletes(
+            client, obj.name, plan, output, deleted_at, server_started, olog
+        )
+        _check_budget(client, org)
+
+        watermark_to = output.max_stamp
+        if plan.mode == "incremental" and plan.previous and plan.previous.watermark_to:
+            before = datetime.fromisoformat(plan.previous.watermark_to)
+            watermark_to = max(watermark_to, before) if watermark_to else before
+        extra: dict[str, Any] = {
+            "pages": stats.pages,
+            "pieces": stats.pieces,
+            "reread": stats.reread,
+        }
+        if sweep_next:
+            extra["sweep_next_run"] = True
+        manifest = Manifest(
+            org=org.name,
+            object=obj.name,
+            extract_id=extract_id,
+            mode=plan.mode,  # type: ignore[arg-type]
+            started_at=started.isoformat(),
+            finished_at=datetime.now(UTC).isoformat(),
+            fields=plan.fields,
+            run_id=run_id,
+            watermark_field=plan.watermark_field,
+            watermark_from=plan.watermark_from.isoformat() if plan.watermark_from else None,
+            watermark_to=watermark_to.isoformat() if watermark_to else None,
+            api_calls=client.api_calls - calls_before,
+            api_used=client.usage.used if client.usage else None,
+            api_max=client.usage.max if client.usage else None,
+            server_started_at=server_started.isoformat(),
+            deleted_covered_to=deleted_to,
+            reconciled_at=server_started.isoformat() if result.reconciled else None,
+            extra=extra,
+        )
+        deleted_table = _deleted_table(deleted_at) if deleted_at else None
+        result.extract_dirs.append(writer.commit(manifest, deleted_table))
+    result.records = manifest.records
+    result.deleted = manifest.deleted
+    result.watermark_from = manifest.watermark_from
+    result.watermark_to = manifest.watermark_to
+    olog.info(
+        "%s extract of %d records in %d pages, %d hard deletes, watermark %s",
+        plan.mode,
+        result.records,
+        result.pages,
+        result.deleted,
+        result.watermark_to,
+    )
+
+
+class _RecordOutput:
+    """Write record batches to the extract and track the newest watermark value.
+
+    Records the sweep re-read (``reread``) are held back until the end and written only if the
+    incremental query did not return them too, because a record in both reads changed in between
+    and the query's copy is the newer one. Their watermark values never move the watermark: they are
+    older than the query's lower bound.
+    """
+
+    def __init__(
+        self, writer: ExtractWriter, watermark_field: str | None, reread: pa.Table | None
+    ) -> None:
+        self.writer = writer
+        self.watermark_field = watermark_field
+        self.reread = reread
+        self.max_stamp: datetime | None = None
+        self.written = 0
+
+    def __call__(self, table: pa.Table) -> None:
+        if self.watermark_field and table.num_rows:
+            newest = pc.max(table[self.watermark_field]).as_py()
+            if newest is not None and (self.max_stamp is None or newest > self.max_stamp):
+                self.max_stamp = newest
+        if self.reread is not None and self.reread.num_rows and table.num_rows:
+            seen = pc.is_in(self.reread["Id"], value_set=table["Id"].combine_chunks())
+            self.reread = self.reread.filter(pc.invert(seen))
+        self.writer.write_records(table)
+        self.written += table.num_rows
+
+    def reset(self) -> None:
+        self.writer.discard_records()
+        self.max_stamp = None
+        self.written = 0
+
+    def close(self, fields: list[FieldInfo]) -> None:
+        """Write the held-back re-read records, or an empty batch so the file has its columns."""
+        if self.reread is not None and self.reread.num_rows:
+            self.writer.write_records(self.reread)
+        elif self.written == 0:
+            self.writer.write_records(to_arrow([], fields))
+
+
+def _query_with_restarts(
+    scope: QueryScope,
+    plan: _Plan,
+    where: str,
+    output: _RecordOutput,
+    writer: ExtractWriter,
+) -> QueryStats:
+    """Run the main SELECT; an expired query locator starts it again from the same watermark."""
+    for attempt in range(MAX_QUERY_RESTARTS + 1):
+        work_dir = writer.staging / "pieces"
+        work_dir.mkdir(exist_ok=True)
+        try:
+            stats = run_query(
+                scope,
+                plan.fields,
+                where,
+                include_deleted=True,
+                stamp_field=plan.watermark_field,
+                sink=output,
+                work_dir=work_dir,
+            )
+        except QueryLocatorExpired as exc:
+            if attempt == MAX_QUERY_RESTARTS:
+                raise
+            scope.log.warning(
+                "query locator expired (%s); starting the query again from the watermark", exc
+            )
+            output.reset()
+            continue
+        finally:
+            for path in work_dir.iterdir():
+                path.unlink()
+            work_dir.rmdir()
+        return stats
+    raise AssertionError("unreachable")
+
+
+def _reconcile(
+    scope: QueryScope,
+    plan: _Plan,
+    data_root: Path,
+    deleted_at: dict[str, datetime],
+    result: ExtractResult,
+    work_dir: Path,
+) -> pa.Table | None:
+    """Run the sweep; record hard deletes in ``deleted_at`` and return the missed records."""
+    assert plan.watermark_field is not None
+    known = known_records(data_root, scope.org.name, scope.sobject, plan.watermark_field)
+    if known is None:
+        scope.log.info("no full extract to reconcile against; the sweep is skipped")
+        return None
+    findings = sweep(scope, plan.fields, plan.watermark_field, known, plan.watermark_from)
+    result.pages += findings.pages
+    result.reconciled = True
+    found_at = scope.client.server_now()
+    for record_id in findings.hard_deleted:
+        # NOTE: the sweep cannot tell when a record was deleted; it records when it noticed.
+        deleted_at.setdefault(record_id, found_at)
+    reread = None
+    if findings.missed:
+        stats = QueryStats()
+        reread = read_by_ids(scope, plan.fields, findings.missed, include_deleted=True, stats=stats)
+        result.pages += stats.pages
+        for record_id in stats.vanished:
+            deleted_at.setdefault(record_id, found_at)
+        result.missed_records = reread.num_rows
+    scope.log.info(
+        "reconciliation sweep read %d record ids in %d pages: %d hard deletes, %d missed records",
+        findings.org_records,
+        findings.pages,
+        len(findings.hard_deleted),
+        len(findings.missed),
+    )
+    return reread
+
+
+def _read_deletes(
+    client: SalesforceClient,
+    sobject: str,
+    plan: _Plan,
+    output: _RecordOutput,
+    deleted_at: dict[str, datetime],
+    server_started: datetime,
+    olog: ObjectLog,
+) -> tuple[str | None, bool]:
+    """Call the ``deleted`` resource for an incremental run and add its entries to ``deleted_at``.
+
+    Returns the coverage to store (the next call starts there) and whether the next run must sweep
+    because the org purged deleted records that the window needed.
+    """
+    if plan.mode == "full" or plan.deleted_from is None:
+        # A full extract proves absence, and a sweep stood in for the resource: coverage restarts.
+        return server_started.isoformat(), False
+    start = plan.deleted_from.replace(second=0, microsecond=0)
+    # The org's clock from the Date header; a newer SystemModstamp proves the org is further on.
+    end = client.server_now()
+    if output.max_stamp is not None and output.max_stamp > end:
+        end = output.max_stamp
+    end = end.replace(second=0, microsecond=0)
+    if end - start < timedelta(minutes=1):
+        # The resource needs a window of at least one minute; the next run covers this one.
+        return plan.deleted_covered, False
+    body = client.deleted(sobject, start.isoformat(), end.isoformat())
+    for entry in body.get("deletedRecords") or []:
+        deleted_at.setdefault(entry["id"], parse_datetime(entry["deletedDate"]))
+    covered = body.get("latestDateCovered")
+    covered_to = parse_datetime(covered).isoformat() if covered else end.isoformat()
+    earliest_text = body.get("earliestDateAvailable")
+    earliest = parse_datetime(earliest_text) if earliest_text else None
+    purged = earliest is not None and earliest > start
+    if purged:
+        olog.warning(
+            "the org purged deleted records after the window start %s (earliestDateAvailable %s); "
+            "the next run runs the reconciliation sweep",
+            start.isoformat(),
+            earliest_text,
+        )
+    return covered_to, purged
+
+
+def _deleted_table(deleted_at: dict[str, datetime]) -> pa.Table:
+    ids = sorted(deleted_at)
+    return pa.table(
+        {
+            "Id": pa.array(ids, pa.string()),
+            "deleted_at": pa.array([deleted_at[i] for i in ids], pa.timestamp("ms", tz="UTC")),
+        },
+        schema=DELETED_SCHEMA,
+    )
+
+
+def _cadence_start(manifest: Manifest) -> datetime:
+    return datetime.fromisoformat(manifest.server_started_at or manifest.started_at)
 
 
 def _formula_due(data_root: Path, org: OrgConfig, sobject: str, now: datetime) -> bool:
     last = latest_manifest(data_root, org.name, sobject, mode="formula")
     if last is None:
         return True
-    return now - datetime.fromisoformat(last.started_at) >= timedelta(
-        hours=org.formula_refresh_hours
-    )
+    return now - _cadence_start(last) >= timedelta(hours=org.formula_refresh_hours)
+
+
+def _sweep_due(data_root: Path, org: OrgConfig, sobject: str, now: datetime) -> bool:
+    """Return whether the reconciliation cadence has passed since the last sweep or full extract."""
+    for path in reversed(list_extracts(data_root, org.name, sobject)):
+        manifest = read_manifest(path)
+        if manifest.status != "succeeded" or manifest.mode == "formula":
+            continue
+        if manifest.extra.get("sweep_next_run"):
+            return True
+        if manifest.mode == "full":
+            return now - _cadence_start(manifest) >= timedelta(hours=org.reconcile_hours)
+        if manifest.reconciled_at:
+            last = datetime.fromisoformat(manifest.reconciled_at)
+            return now - last >= timedelta(hours=org.reconcile_hours)
+    return True
 
 
 def _formula_refresh(
     client: SalesforceClient,
     org: OrgConfig,
     sobject: str,
-    formula_fields: list[FieldInfo],
-    all_fields: list[FieldInfo],
+    fields: list[FieldInfo],
     data_root: Path,
     run_id: str | None,
-    started: datetime,
+    server_started: datetime,
     result: ExtractResult,
-) -> int:
+) -> None:
     """Read ``Id`` and the formula fields of every live record into a ``formula`` extract."""
-    by_name = {f.name: f for f in all_fields}
-    fields = [by_name["Id"], *formula_fields]
+    olog = ObjectLog(log, {"org": org.name, "sobject": sobject})
+    formula_fields = [f for f in fields if f.calculated]
+    read_fields = [f for f in fields if f.name == "Id"] + formula_fields
     calls_before = client.api_calls
-    rows, pages = _query_records(
-        client, org, sobject, [f.name for f in fields], "", include_deleted=False
-    )
-    manifest = Manifest(
-        org=org.name,
-        object=sobject,
-        extract_id=new_extract_id(),
-        mode="formula",
-        started_at=started.isoformat(),
-        finished_at=datetime.now(UTC).isoformat(),
-        fields=fields,
-        run_id=run_id,
-        api_calls=client.api_calls - calls_before,
-        api_used=client.usage.used if client.usage else None,
-        api_max=client.usage.max if client.usage else None,
-    )
-    result.extract_dirs.append(write_extract(data_root, manifest, to_arrow(rows, fields)))
-    result.pages += pages
-    log.info(
-        "org %s object %s: formula refresh of %d fields read %d records in %d pages",
-        org.name,
-        sobject,
+    started = datetime.now(UTC)
+    scope = QueryScope(client, org, sobject, olog, lambda: _check_budget(client, org))
+    extract_id = new_extract_id()
+    with ExtractWriter(data_root, org.name, sobject, extract_id) as writer:
+        work_dir = writer.staging / "pieces"
+        work_dir.mkdir()
+        stats = run_query(
+            scope,
+            read_fields,
+            "",
+            include_deleted=False,
+            stamp_field=None,
+            sink=writer.write_records,
+            work_dir=work_dir,
+        )
+        if writer.records == 0:
+            writer.write_records(to_arrow([], read_fields))
+        manifest = Manifest(
+            org=org.name,
+            object=sobject,
+            extract_id=extract_id,
+            mode="formula",
+            started_at=started.isoformat(),
+            finished_at=datetime.now(UTC).isoformat(),
+            fields=read_fields,
+            run_id=run_id,
+            api_calls=client.api_calls - calls_before,
+            api_used=client.usage.used if client.usage else None,
+            api_max=client.usage.max if client.usage else None,
+            server_started_at=server_started.isoformat(),
+            extra={"pages": stats.pages, "pieces": stats.pieces},
+        )
+        result.extract_dirs.append(writer.commit(manifest))
+    result.pages += stats.pages
+    result.formula_records = manifest.records
+    olog.info(
+        "formula refresh of %d fields read %d records in %d pages",
         len(formula_fields),
-        len(rows),
-        pages,
+        manifest.records,
+        stats.pages,
     )
-    return len(rows)
 
 
 def _stopped(
@@ -312,39 +696,49 @@ def _stopped(
     result: ExtractResult,
     started: datetime,
     run_id: str | None,
-    calls_before: int,
     previous: Manifest | None,
     reason: str,
+    olog: ObjectLog,
+    calls_before: int,
+    seconds_before: float,
 ) -> ExtractResult:
-    """Record a run stopped by the API budget: no records, the watermark where it was."""
-    log.warning("org %s object %s: stopped: %s", org.name, obj.name, reason)
-    manifest = Manifest(
-        org=org.name,
-        object=obj.name,
-        extract_id=new_extract_id(),
-        mode=result.mode,  # type: ignore[arg-type]
-        started_at=started.isoformat(),
-        finished_at=datetime.now(UTC).isoformat(),
-        fields=fields,
-        run_id=run_id,
-        status="stopped_budget",
-        error=reason,
-        watermark_from=previous.watermark_to if previous else None,
-        watermark_to=previous.watermark_to if previous else None,
-        api_calls=client.api_calls - calls_before,
-        api_used=client.usage.used if client.usage else None,
-        api_max=client.usage.max if client.usage else None,
-    )
-    result.extract_dirs.append(write_extract(data_root, manifest, to_arrow([], fields)))
+    """Record a run stopped by the API budget: no records, the watermark where it was.
+
+    The ``stopped_budget`` extract is written only when the fields are known (from describe or an
+    earlier extract), because an extract without columns would read as every field removed.
+    """
+    olog.warning("stopped: %s", reason)
     result.status = "stopped_budget"
     result.message = reason
-    result.api_calls = manifest.api_calls
-    result.api_used = manifest.api_used
-    result.api_max = manifest.api_max
-    return result
+    result.records = 0
+    result.deleted = 0
+    result.extract_dirs.clear()
+    if fields:
+        manifest = Manifest(
+            org=org.name,
+            object=obj.name,
+            extract_id=new_extract_id(),
+            mode=result.mode,  # type: ignore[arg-type]
+            started_at=started.isoformat(),
+            finished_at=datetime.now(UTC).isoformat(),
+            fields=fields,
+            run_id=run_id,
+            status="stopped_budget",
+            error=reason,
+            watermark_field=previous.watermark_field if previous else None,
+            watermark_from=previous.watermark_to if previous else None,
+            watermark_to=previous.watermark_to if previous else None,
+            api_calls=client.api_calls - calls_before,
+            api_used=client.usage.used if client.usage else None,
+            api_max=client.usage.max if client.usage else None,
+            deleted_covered_to=previous.deleted_covered_to if previous else None,
+        )
+        result.extract_dirs.append(write_extract(data_root, manifest, to_arrow([], fields)))
+    result.watermark_to = previous.watermark_to if previous else None
+    return _finish(result, client, calls_before, seconds_before)
 
 
-def _check_budget(client: SalesforceClient, org: OrgConfig, sobject: str) -> None:
+def _check_budget(client: SalesforceClient, org: OrgConfig) -> None:
     usage = client.usage
     if usage is None:
         return
@@ -359,191 +753,3 @@ def _check_budget(client: SalesforceClient, org: OrgConfig, sobject: str) -> Non
             limit=usage.max,
             budget=budget,
         )
-
-
-def _query_records(
-    client: SalesforceClient,
-    org: OrgConfig,
-    sobject: str,
-    field_names: list[str],
-    where: str,
-    *,
-    include_deleted: bool,
-) -> tuple[list[dict[str, Any]], int]:
-    """Run the SELECT, split into pieces when its URI would be too long; return rows and pages."""
-    pieces = split_fields(field_names, sobject, where, org.api_version)
-    pages = 0
-    if len(pieces) == 1:
-        rows: list[dict[str, Any]] = []
-        for page in client.query_pages(
-            build_soql(pieces[0], sobject, where),
-            sobject=sobject,
-            include_deleted=include_deleted,
-            batch_size=org.batch_size,
-        ):
-            pages += 1
-            rows.extend(page)
-            _check_budget(client, org, sobject)
-        return rows, pages
-
-    log.info(
-        "org %s object %s: SELECT split into %d pieces to keep each URI under %d bytes",
-        org.name,
-        sobject,
-        len(pieces),
-        MAX_QUERY_URI_BYTES,
-    )
-    merged: dict[str, dict[str, Any]] = {}
-    seen_in: dict[str, int] = {}
-    for piece in pieces:
-        for page in client.query_pages(
-            build_soql(piece, sobject, where),
-            sobject=sobject,
-            include_deleted=include_deleted,
-            batch_size=org.batch_size,
-        ):
-            pages += 1
-            for row in page:
-                merged.setdefault(row["Id"], {}).update(row)
-                seen_in[row["Id"]] = seen_in.get(row["Id"], 0) + 1
-            _check_budget(client, org, sobject)
-    incomplete = [record_id for record_id, count in seen_in.items() if count < len(pieces)]
-    if incomplete:
-        log.info(
-            "org %s object %s: %d records were missing from some pieces; reading them by Id",
-            org.name,
-            sobject,
-            len(incomplete),
-        )
-        for piece in pieces:
-            for start in range(0, len(incomplete), ID_BATCH):
-                ids = incomplete[start : start + ID_BATCH]
-                id_list = ", ".join(f"'{record_id}'" for record_id in ids)
-                for page in client.query_pages(
-                    build_soql(piece, sobject, f"Id IN ({id_list})"),
-                    sobject=sobject,
-                    include_deleted=include_deleted,
-                ):
-                    pages += 1
-                    for row in page:
-                        merged[row["Id"]].update(row)
-        missing = [rid for rid in incomplete if set(field_names) - set(merged[rid])]
-        for record_id in missing:
-            # Hard-deleted between two pieces: the deleted resource reports it on the next run.
-            del merged[record_id]
-        if missing:
-            log.warning(
-                "org %s object %s: %d records vanished while being read and were left out",
-                org.name,
-                sobject,
-                len(missing),
-            )
-    return list(merged.values()), pages
-
-
-def build_soql(field_names: Iterable[str], sobject: str, where: str) -> str:
-    # Names come from describe and the config's validated sObject name, never from record data.
-    soql = f"SELECT {', '.join(field_names)} FROM {sobject}"  # noqa: S608
-    return f"{soql} WHERE {where}" if where else soql
-
-
-def split_fields(
-    field_names: list[str], sobject: str, where: str, api_version: str
-) -> list[list[str]]:
-    """Split a field list into SELECTs whose query URI stays under :data:`MAX_QUERY_URI_BYTES`.
-
-    Each piece starts with ``Id`` so pieces can be joined.
-    """
-    base = len(f"/services/data/v{api_version}/queryAll/?q=") + len(
-        quote_plus(build_soql(["Id"], sobject, where))
-    )
-    pieces: list[list[str]] = []
-    current = ["Id"]
-    size = base
-    for name in field_names:
-        if name == "Id":
-            continue
-        cost = len(quote_plus(f", {name}"))
-        if size + cost > MAX_QUERY_URI_BYTES and len(current) > 1:
-            pieces.append(current)
-            current = ["Id"]
-            size = base
-        current.append(name)
-        size += cost
-    pieces.append(current)
-    return pieces
-
-
-def _hard_deletes(
-    client: SalesforceClient, sobject: str, start: datetime, end: datetime
-) -> list[dict[str, Any]]:
-    """Return ``{id, deletedDate}`` entries from the ``deleted`` resource between two instants."""
-    # The resource drops seconds and needs end at least one minute after start.
-    start = start.replace(second=0, microsecond=0)
-    end = max(
-        end.replace(second=0, microsecond=0) + timedelta(minutes=1), start + timedelta(minutes=1)
-    )
-    body = client.deleted(sobject, start.isoformat(), end.isoformat())
-    return list(body.get("deletedRecords") or [])
-
-
-def _max_watermark(
-    rows: list[dict[str, Any]], watermark_field: str | None, previous: Manifest | None
-) -> str | None:
-    best = (
-        datetime.fromisoformat(previous.watermark_to)
-        if previous and previous.watermark_to
-        else None
-    )
-    if watermark_field:
-        for row in rows:
-            value = row.get(watermark_field)
-            if value:
-                moment = parse_datetime(value)
-                if best is None or moment > best:
-                    best = moment
-    return best.isoformat() if best else None
-
-
-def soql_datetime(moment: datetime) -> str:
-    """Format an instant as a SOQL datetime literal (UTC, no quotes)."""
-    return (
-        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    )
-
-
-def parse_datetime(value: str) -> datetime:
-    """Parse Salesforce's ``2020-10-22T21:03:23.000+0000`` (and the ``Z`` form) as an aware datetime."""
-    return datetime.fromisoformat(value)
-
-
-def to_arrow(rows: list[dict[str, Any]], fields: list[FieldInfo]) -> pa.Table:
-    """Convert REST query records to an Arrow table with the planned types."""
-    columns = {}
-    for info in fields:
-        arrow_type = field_arrow_type(info)
-        values = [row.get(info.name) for row in rows]
-        try:
-            columns[info.name] = pa.array(_convert(values, info), arrow_type)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
-            raise SalesforceAPIError(
-                f"field {info.name} ({info.type}, precision {info.precision}, scale {info.scale}) "
-                f"holds a value that does not fit {arrow_type}: {exc}"
-            ) from exc
-    return pa.table(
-        columns, schema=pa.schema([pa.field(f.name, field_arrow_type(f)) for f in fields])
-    )
-
-
-def _convert(values: list[Any], info: FieldInfo) -> list[Any]:
-    if info.type == "datetime":
-        return [parse_datetime(v) if v is not None else None for v in values]
-    if info.type == "date":
-        return [date.fromisoformat(v) if v is not None else None for v in values]
-    if info.type in ("int", "long"):
-        return [int(v) if v is not None else None for v in values]
-    if info.type in ("double", "currency", "percent"):
-        if pa.types.is_decimal(field_arrow_type(info)):
-            return [Decimal(str(v)) if v is not None else None for v in values]
-        return [float(v) if v is not None else None for v in values]
-    return values

@@ -70,6 +70,12 @@ class Manifest:
     error: str | None = None
     format: int = MANIFEST_FORMAT
     extra: dict[str, Any] = field(default_factory=dict)
+    server_started_at: str | None = None
+    """The org's clock when the extract started, read from the HTTP ``Date`` header."""
+    deleted_covered_to: str | None = None
+    """The ``latestDateCovered`` of the last ``deleted`` resource call: the next call starts there."""
+    reconciled_at: str | None = None
+    """The org's clock when an Id-only reconciliation sweep ran as part of this extract."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -107,26 +113,98 @@ def write_extract(
     The files are written and fsynced in a hidden staging directory that is then renamed into place;
     a crash leaves at most a staging directory, which readers ignore and :func:`list_extracts` skips.
     """
-    final = object_dir(data_root, manifest.org, manifest.object) / manifest.extract_id
-    if final.exists():
-        raise FileExistsError(f"extract {final} already exists; extract ids must be unique")
-    staging = final.parent / f".{manifest.extract_id}.partial"
-    staging.mkdir(parents=True, exist_ok=False)
-    try:
-        manifest.records = records.num_rows
+    with ExtractWriter(data_root, manifest.org, manifest.object, manifest.extract_id) as writer:
+        writer.write_records(records)
+        return writer.commit(manifest, deleted)
+
+
+class ExtractWriter:
+    """Build one extract in a hidden staging directory, record batches as they arrive.
+
+    ``records.parquet`` is written with :class:`pyarrow.parquet.ParquetWriter`, one row group per
+    :meth:`write_records` call, so an extract of any size needs memory for one batch only.
+    :meth:`commit` publishes the extract with a rename; leaving the ``with`` block without a
+    commit (an exception included) removes the staging directory, so no partial extract is ever
+    visible.
+    """
+
+    def __init__(self, data_root: Path, org: str, sobject: str, extract_id: str) -> None:
+        self.final = object_dir(data_root, org, sobject) / extract_id
+        if self.final.exists():
+            raise FileExistsError(
+                f"extract {self.final} already exists; extract ids must be unique"
+            )
+        self.staging = self.final.parent / f".{extract_id}.partial"
+        self.staging.mkdir(parents=True, exist_ok=False)
+        self.records = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._schema: pa.Schema | None = None
+        self._committed = False
+
+    def __enter__(self) -> "ExtractWriter":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self._committed:
+            self.abort()
+
+    @property
+    def records_path(self) -> Path:
+        return self.staging / "records.parquet"
+
+    def write_records(self, table: pa.Table) -> None:
+        """Append a batch of records; every batch must have the schema of the first."""
+        if self._writer is None:
+            self._schema = table.schema
+            self._writer = pq.ParquetWriter(self.records_path, table.schema, compression="zstd")
+        elif not table.schema.equals(self._schema):
+            raise ValueError(
+                f"record batch schema {table.schema} differs from the extract's schema "
+                f"{self._schema}; every batch of one extract must have the same columns"
+            )
+        if table.num_rows:
+            self._writer.write_table(table)
+        self.records += table.num_rows
+
+    def discard_records(self) -> None:
+        """Drop every record written so far, to read the object again from the start."""
+        self._close_writer()
+        self.records_path.unlink(missing_ok=True)
+        self.records = 0
+
+    def commit(self, manifest: Manifest, deleted: pa.Table | None = None) -> Path:
+        """Write ``deleted.parquet`` and the manifest, fsync them and rename the extract into place."""
+        if self._writer is None:
+            raise ValueError(
+                f"extract {self.final.name} has no records file; call write_records at least once "
+                f"(an empty table is fine)"
+            )
+        self._close_writer()
+        _fsync(self.records_path)
+        manifest.records = self.records
         manifest.deleted = deleted.num_rows if deleted is not None else 0
-        _write_parquet(records, staging / "records.parquet")
         if deleted is not None:
-            _write_parquet(deleted, staging / "deleted.parquet")
-        manifest_path = staging / "manifest.json"
+            _write_parquet(deleted, self.staging / "deleted.parquet")
+        for leftover in self.staging.iterdir():
+            if leftover.name not in ("records.parquet", "deleted.parquet"):
+                _remove(leftover)
+        manifest_path = self.staging / "manifest.json"
         manifest_path.write_text(manifest.to_json(), encoding="utf-8")
         _fsync(manifest_path)
-        staging.rename(final)
-        _fsync_dir(final.parent)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return final
+        self.staging.rename(self.final)
+        _fsync_dir(self.final.parent)
+        self._committed = True
+        return self.final
+
+    def abort(self) -> None:
+        """Remove the staging directory and everything written to it."""
+        self._close_writer()
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 def read_manifest(extract_dir: Path) -> Manifest:
@@ -153,6 +231,13 @@ def list_extracts(data_root: Path, org: str, sobject: str) -> list[Path]:
 def _write_parquet(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, compression="zstd")
     _fsync(path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
 
 
 def _fsync(path: Path) -> None:

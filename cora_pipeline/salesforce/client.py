@@ -9,6 +9,8 @@ simple-salesforce never logs in by itself. This module adds what direct mode lea
   and jitter; ``REQUEST_LIMIT_EXCEEDED`` is never retried.
 - Every response's ``Sforce-Limit-Info`` header is read (errors included), and every call is counted, so
   the pipeline knows what it spent and how much of the org's daily allocation is left.
+- Every response's ``Date`` header sets the org's clock as this client knows it
+  (:meth:`SalesforceClient.server_now`), so time windows sent to Salesforce use Salesforce's time.
 - Numbers are parsed as :class:`decimal.Decimal`, so a currency value never passes through a float.
 """
 
@@ -18,7 +20,9 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlparse
@@ -44,6 +48,13 @@ LIMIT_INFO = re.compile(r"api-usage=(?P<used>\d+)/(?P<max>\d+)")
 # Salesforce's REST query returns at most 2,000 and at least 200 records per page.
 MIN_BATCH_SIZE = 200
 MAX_BATCH_SIZE = 2000
+
+
+class QueryLocatorExpired(SalesforceAPIError):
+    """A ``nextRecordsUrl`` that Salesforce no longer knows (400 ``INVALID_QUERY_LOCATOR``).
+
+    The query has to start again; retrying the same locator cannot succeed.
+    """
 
 
 class TokenSource(Protocol):
@@ -82,6 +93,10 @@ class ApiUsage:
     def share(self) -> float:
         return self.used / self.max if self.max else 1.0
 
+    @property
+    def remaining(self) -> int:
+        return max(0, self.max - self.used)
+
 
 class SalesforceClient:
     """REST calls for one org, with token refresh, retries and API accounting."""
@@ -101,6 +116,10 @@ class SalesforceClient:
         self.api_calls = 0
         """REST calls this client made, failed ones included: each counts against the allocation."""
         self.usage: ApiUsage | None = None
+        self.http_seconds = 0.0
+        """Seconds spent inside REST calls: network, Salesforce, JSON decoding, retry waits."""
+        self._server_date: datetime | None = None
+        self._server_date_monotonic = 0.0
         self._session = requests.Session()
         if org.ca_file:
             self._session.verify = org.ca_file
@@ -129,6 +148,27 @@ class SalesforceClient:
             match = LIMIT_INFO.search(header)
             if match:
                 self.usage = ApiUsage(int(match["used"]), int(match["max"]))
+        date_header = response.headers.get("Date")
+        if date_header:
+            try:
+                server_date = parsedate_to_datetime(date_header)
+            except (TypeError, ValueError):
+                return
+            if server_date.tzinfo is None:
+                server_date = server_date.replace(tzinfo=UTC)
+            self._server_date = server_date.astimezone(UTC)
+            self._server_date_monotonic = time.monotonic()
+
+    def server_now(self) -> datetime:
+        """Return the org's current time: the latest ``Date`` header plus the time elapsed since.
+
+        The header has whole seconds, so the result can be up to one second behind. Before the
+        first response, or when Salesforce sends no ``Date``, this is the local clock.
+        """
+        if self._server_date is None:
+            return datetime.now(UTC)
+        elapsed = time.monotonic() - self._server_date_monotonic
+        return self._server_date + timedelta(seconds=elapsed)
 
     def close(self) -> None:
         self._session.close()
@@ -143,6 +183,7 @@ class SalesforceClient:
         refreshed = False
         attempt = 0
         while True:
+            started = time.monotonic()
             try:
                 return operation(self._sf)
             except SalesforceExpiredSession:
@@ -156,7 +197,12 @@ class SalesforceClient:
                         status=401,
                         code="INVALID_SESSION_ID",
                     ) from None
-                log.info("org %s: access token expired during %s; refreshing", self.org.name, what)
+                log.info(
+                    "org %s object %s: access token expired during %s; refreshing",
+                    self.org.name,
+                    sobject or "-",
+                    what,
+                )
                 self._token = self.tokens.refresh(stale=self._token)
                 self._sf = self._build(self._token)
                 refreshed = True
@@ -172,6 +218,16 @@ class SalesforceClient:
                 )
             except SalesforceError as exc:
                 code, message = _error_code(exc)
+                if code == "INVALID_QUERY_LOCATOR":
+                    raise QueryLocatorExpired(
+                        f"{what} failed for org {self.org.name!r}: the query locator expired "
+                        f"(INVALID_QUERY_LOCATOR: {message}); run the query again",
+                        org=self.org.name,
+                        sobject=sobject,
+                        status=exc.status,
+                        code=code,
+                        url=exc.url,
+                    ) from None
                 if isinstance(exc, SalesforceRefusedRequest) and code == "REQUEST_LIMIT_EXCEEDED":
                     used = self.usage.used if self.usage else None
                     limit = self.usage.max if self.usage else None
@@ -204,6 +260,8 @@ class SalesforceClient:
                     status=exc.status,
                     code=code,
                 )
+            finally:
+                self.http_seconds += time.monotonic() - started
 
     def _retry_or_raise(
         self,
@@ -224,8 +282,9 @@ class SalesforceClient:
             )
         delay = self.retry.delay(attempt)
         log.warning(
-            "org %s: %s failed (%s); retry %d of %d in %.1f s",
+            "org %s object %s: %s failed (%s); retry %d of %d in %.1f s",
             self.org.name,
+            sobject or "-",
             what,
             cause,
             attempt,
@@ -238,6 +297,28 @@ class SalesforceClient:
 
     def limits(self) -> dict[str, Any]:
         return self.call("limits", lambda sf: sf.limits())
+
+    def read_api_usage(self) -> ApiUsage:
+        """Call ``/limits`` and set :attr:`usage` from its ``DailyApiRequests`` entry.
+
+        ``/limits`` is accurate within about five minutes; the ``Sforce-Limit-Info`` header of
+        every later response replaces what it reported.
+        """
+        body = self.limits()
+        daily = body.get("DailyApiRequests")
+        if not isinstance(daily, dict) or "Max" not in daily or "Remaining" not in daily:
+            raise SalesforceAPIError(
+                f"limits for org {self.org.name!r} has no DailyApiRequests entry with Max and "
+                f"Remaining (keys: {sorted(body)[:10]}); the integration user needs the "
+                f"'View Setup and Configuration' permission",
+                org=self.org.name,
+            )
+        maximum = int(daily["Max"])
+        used = maximum - int(daily["Remaining"])
+        # The header of the /limits response itself is newer than its body when it shows more use.
+        if self.usage is None or self.usage.max != maximum or self.usage.used < used:
+            self.usage = ApiUsage(used, maximum)
+        return self.usage
 
     def describe_global(self) -> dict[str, Any]:
         return self.call("describeGlobal", lambda sf: sf.describe() or {})
@@ -318,6 +399,7 @@ def _error_code(exc: SalesforceError) -> tuple[str | None, str]:
 
 __all__ = [
     "ApiUsage",
+    "QueryLocatorExpired",
     "RetryPolicy",
     "SalesforceClient",
     "SalesforceGeneralError",

@@ -1,0 +1,75 @@
+"""Convert REST query records (JSON values) to Arrow tables with the planned types.
+
+The client parses JSON numbers with ``parse_float=Decimal``, so a ``double``, ``currency`` or
+``percent`` value reaches :func:`to_arrow` as an exact :class:`~decimal.Decimal` and is stored as
+``decimal128`` without passing through a binary float.
+"""
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+
+from cora_pipeline.errors import SalesforceAPIError
+from cora_pipeline.extract.files import FieldInfo
+from cora_pipeline.extract.schema import arrow_schema
+
+
+def parse_datetime(value: str) -> datetime:
+    """Parse Salesforce's ``2020-10-22T21:03:23.000+0000`` (and the ``Z`` form) as an aware datetime."""
+    return datetime.fromisoformat(value)
+
+
+def soql_datetime(moment: datetime) -> str:
+    """Format an instant as a SOQL datetime literal (UTC, milliseconds, no quotes)."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def to_arrow(rows: Iterable[dict[str, Any]], fields: list[FieldInfo]) -> pa.Table:
+    """Convert REST query records to an Arrow table with the planned types.
+
+    A field missing from a record becomes null; ``attributes`` and fields not planned are ignored.
+    """
+    rows = rows if isinstance(rows, list) else list(rows)
+    schema = arrow_schema(fields)
+    columns = []
+    for info, arrow_field in zip(fields, schema, strict=True):
+        values = [row.get(info.name) for row in rows]
+        try:
+            columns.append(pa.array(_convert(values, info, arrow_field.type), arrow_field.type))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, ArithmeticError) as exc:
+            raise SalesforceAPIError(
+                f"field {info.name} ({info.type}, precision {info.precision}, scale {info.scale}) "
+                f"has a value that does not fit {arrow_field.type}: {exc}"
+            ) from exc
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _convert(values: list[Any], info: FieldInfo, arrow_type: pa.DataType) -> list[Any]:
+    if info.type == "datetime":
+        return [parse_datetime(v) if v is not None else None for v in values]
+    if info.type == "date":
+        return [date.fromisoformat(v) if v is not None else None for v in values]
+    if info.type in ("int", "long"):
+        return [_integer(v) if v is not None else None for v in values]
+    if pa.types.is_decimal(arrow_type):
+        return [_decimal(v) if v is not None else None for v in values]
+    if pa.types.is_floating(arrow_type):
+        return [float(v) if v is not None else None for v in values]
+    return values
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, int):
+        return value
+    number = Decimal(str(value))
+    if number != number.to_integral_value():
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(number)
+
+
+def _decimal(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
