@@ -16,6 +16,7 @@ from typing import Any
 
 from cora_pipeline.config import OrgConfig
 from cora_pipeline.connect.authorize import (
+    PendingAuthorization,
     begin_authorization,
     complete_authorization,
     parse_callback,
@@ -102,9 +103,10 @@ class CallbackServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(timeout=5)
         self._server.server_close()
-        self._thread.join(timeout=5)
 
     def wait(self, timeout: float) -> str | None:
         """Return the callback URL, or None when none arrived within ``timeout`` seconds."""
@@ -125,7 +127,9 @@ def connect_web_server(
     """Run the web-server flow with PKCE through a loopback callback, or by pasting the URL back.
 
     ``browser`` opens the authorize URL instead of :func:`webbrowser.open`; it may block until
-    the redirect reaches the callback server, which runs in a background thread.
+    the redirect reaches the callback server, which runs in a background thread. When it returns
+    a URL that is not the callback (the page the browser stopped on), an OAuth error in that URL
+    is raised at once.
     """
     redirect_uri = loopback_redirect_uri(org_config.callback_port)
     if no_browser:
@@ -145,7 +149,11 @@ def connect_web_server(
     with CallbackServer(org_config.callback_port) as server:
         pending = begin_authorization(org_config, redirect_uri)
         if browser is not None:
-            browser(pending.url)
+            landed = browser(pending.url)
+            if isinstance(landed, str) and not landed.startswith(redirect_uri):
+                # The browser stopped on a Salesforce page instead of coming back; an error page
+                # URL carries the reason, so fail now instead of waiting for the timeout.
+                _raise_for_error_page(org_config, pending, landed, store)
         else:
             output(f"Opening the Salesforce login page in your browser:\n\n{pending.url}\n")
             if not webbrowser.open(pending.url):
@@ -169,3 +177,11 @@ def connect_web_server(
             ),
         )
     return complete_authorization(org_config, pending, callback_url, store)
+
+
+def _raise_for_error_page(
+    org_config: OrgConfig, pending: PendingAuthorization, landed: str, store: ConnectionStore
+) -> None:
+    params = parse_callback(landed)
+    if "error" in params or "RemoteAccessErrorPage" in landed:
+        complete_authorization(org_config, pending, landed, store)

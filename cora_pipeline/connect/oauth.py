@@ -77,6 +77,8 @@ def oauth_session(
         default_timeout=HTTP_TIMEOUT_SECONDS,
         **kwargs,
     )
+    # NOTE: requests (2.34) lets $REQUESTS_CA_BUNDLE override Session.verify, so every call
+    # below passes verify= explicitly as well.
     session.verify = verify_option(org_config)
     return session
 
@@ -171,6 +173,7 @@ def exchange_code(
                 code=code,
                 redirect_uri=redirect_uri,
                 code_verifier=code_verifier,
+                verify=verify_option(org_config),
             ),
             redirect_uri=redirect_uri,
         )
@@ -183,7 +186,9 @@ def refresh_grant(org_config: OrgConfig, login_url: str, refresh_token: str) -> 
             org_config,
             "the refresh token grant",
             lambda: session.refresh_token(
-                endpoint(login_url, TOKEN_PATH), refresh_token=refresh_token
+                endpoint(login_url, TOKEN_PATH),
+                refresh_token=refresh_token,
+                verify=verify_option(org_config),
             ),
         )
 
@@ -229,7 +234,10 @@ def jwt_bearer_grant(
             org_config,
             "the JWT bearer grant",
             lambda: session.fetch_token(
-                endpoint(login_url, TOKEN_PATH), grant_type=JWT_BEARER_GRANT, assertion=assertion
+                endpoint(login_url, TOKEN_PATH),
+                grant_type=JWT_BEARER_GRANT,
+                assertion=assertion,
+                verify=verify_option(org_config),
             ),
         )
 
@@ -246,7 +254,9 @@ def client_credentials_grant(org_config: OrgConfig, login_url: str) -> TokenResp
             org_config,
             "the client credentials grant",
             lambda: session.fetch_token(
-                endpoint(login_url, TOKEN_PATH), grant_type="client_credentials"
+                endpoint(login_url, TOKEN_PATH),
+                grant_type="client_credentials",
+                verify=verify_option(org_config),
             ),
         )
 
@@ -261,7 +271,9 @@ def revoke_token(org_config: OrgConfig, login_url: str, token: str) -> tuple[boo
     session = oauth_session(org_config, with_secret=False)
     try:
         with session:
-            response = session.revoke_token(endpoint(login_url, REVOKE_PATH), token=token)
+            response = session.revoke_token(
+                endpoint(login_url, REVOKE_PATH), token=token, verify=verify_option(org_config)
+            )
     except requests.RequestException as exc:
         return False, f"{login_url} is unreachable ({type(exc).__name__}: {exc})"
     if response.status_code == 200:
