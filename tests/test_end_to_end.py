@@ -1,5 +1,6 @@
 """The whole job against the emulator: OAuth connect, two Dagster syncs, exact rows in DuckDB."""
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from cora_pipeline.demo import (
 )
 from cora_pipeline.orchestration.runner import run_sync
 
+REPO = Path(__file__).resolve().parents[1]
 SIZES = {"Account": 30, "Contact": 60, "Opportunity": 30, "Case": 30, "Invoice__c": 25}
 
 
@@ -57,7 +59,10 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, *params: Any) -> list[tuple[
 def test_two_syncs_record_exact_changes(connected: tuple[Any, Settings], tmp_path: Path) -> None:
     emu, settings = connected
     admin = emu.production.admin
-    instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster_home"))
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    shutil.copy(REPO / "dagster_home" / "dagster.yaml", dagster_home / "dagster.yaml")
+    instance = dg.DagsterInstance.local_temp(str(dagster_home))
 
     first = run_sync(settings, DEMO_ORG, instance=instance)
     assert first.success, first.error
