@@ -608,13 +608,15 @@ def _cadence_start(manifest: Manifest) -> datetime:
 
 def _formula_due(data_root: Path, org: OrgConfig, sobject: str, now: datetime) -> bool:
     last = latest_manifest(data_root, org.name, sobject, mode="formula")
-    if last is None:
+    if last is None or org.formula_refresh_hours <= 0:
         return True
     return now - _cadence_start(last) >= timedelta(hours=org.formula_refresh_hours)
 
 
 def _sweep_due(data_root: Path, org: OrgConfig, sobject: str, now: datetime) -> bool:
     """Return whether the reconciliation cadence has passed since the last sweep or full extract."""
+    if org.reconcile_hours <= 0:
+        return True
     for path in reversed(list_extracts(data_root, org.name, sobject)):
         manifest = read_manifest(path)
         if manifest.status != "succeeded" or manifest.mode == "formula":

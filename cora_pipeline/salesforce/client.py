@@ -50,6 +50,22 @@ MIN_BATCH_SIZE = 200
 MAX_BATCH_SIZE = 2000
 
 
+class _CaPinnedSession(requests.Session):
+    """A session whose ``verify`` CA bundle wins over ``REQUESTS_CA_BUNDLE`` and ``CURL_CA_BUNDLE``.
+
+    requests 2.34 prefers those environment variables to ``Session.verify`` when a request passes
+    no ``verify`` of its own, and simple-salesforce passes none.
+    """
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> Any:
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if verify is None and self.verify is not True:
+            settings["verify"] = self.verify
+        return settings
+
+
 class QueryLocatorExpired(SalesforceAPIError):
     """A ``nextRecordsUrl`` that Salesforce no longer knows (400 ``INVALID_QUERY_LOCATOR``).
 
@@ -120,7 +136,7 @@ class SalesforceClient:
         """Seconds spent inside REST calls: network, Salesforce, JSON decoding, retry waits."""
         self._server_date: datetime | None = None
         self._server_date_monotonic = 0.0
-        self._session = requests.Session()
+        self._session = _CaPinnedSession()
         if org.ca_file:
             self._session.verify = org.ca_file
         self._session.hooks["response"].append(self._observe_response)
