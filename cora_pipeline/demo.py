@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -161,8 +162,14 @@ class _ProgressHandler(logging.Handler):
         super().__init__(logging.INFO)
         self.console = console
 
+    # Extraction and change detection tell the story; the emulator's and the analyst catalog's
+    # bookkeeping lines stay in the Dagster event log.
+    SHOWN = ("cora_pipeline.extract", "cora_pipeline.warehouse.store")
+
     def emit(self, record: logging.LogRecord) -> None:
-        self.console.print(f"    [dim]{self.format(record)}[/dim]", highlight=False)
+        if not record.name.startswith(self.SHOWN) or "nothing to do" in record.getMessage():
+            return
+        self.console.print(f"    {record.getMessage()}", style="dim", highlight=False, markup=False)
 
 
 def run_demo(
@@ -171,7 +178,8 @@ def run_demo(
     from cora_pipeline.connect import ConnectionStore, connect_web_server, install_redaction
     from cora_pipeline.emulator import Emulator, EmulatorSettings
 
-    console = console or Console()
+    # Piped output gets a fixed width wide enough for the tables, instead of rich's 80 columns.
+    console = console or Console(width=None if sys.stdout.isatty() else 130)
     install_redaction()
     started = time.monotonic()
     instance = dagster_instance()
@@ -192,7 +200,10 @@ def run_demo(
     pipeline_log = logging.getLogger("cora_pipeline")
     pipeline_log.addHandler(handler)
     previous_level = pipeline_log.level
+    previous_propagate = pipeline_log.propagate
     pipeline_log.setLevel(logging.INFO)
+    # Progress goes to the console through the handler above only, not also through the root logger.
+    pipeline_log.propagate = False
     try:
         with Emulator(emulator_settings) as emu:
             console.print(
@@ -239,6 +250,7 @@ def run_demo(
     finally:
         pipeline_log.removeHandler(handler)
         pipeline_log.setLevel(previous_level)
+        pipeline_log.propagate = previous_propagate
 
     print_report(console, settings, first.run_id, second.run_id)
     console.print(
@@ -287,7 +299,16 @@ def print_report(console: Console, settings: Settings, first_run: str, second_ru
                 obj.name, str(rows[0] if rows else 0), str(first_calls), str(second_calls)
             )
         console.print(counts)
-        console.print(f"API calls spent by both syncs: {total_calls}")
+        usage = con.execute(
+            "SELECT max(api_used), max(api_max) FROM sync_runs WHERE org = ? AND run_id = ?",
+            [DEMO_ORG, second_run],
+        ).fetchone()
+        console.print(f"API calls spent by both syncs: {total_calls}", highlight=False)
+        if usage and usage[0] is not None:
+            console.print(
+                f"Org API usage after the second sync: {usage[0]} of {usage[1]} daily calls",
+                highlight=False,
+            )
 
         summary = Table(title="Changes found by the second sync", title_justify="left")
         for column in ("object", "change type", "records"):
@@ -306,8 +327,8 @@ def print_report(console: Console, settings: Settings, first_run: str, second_ru
         for row in con.execute(
             "SELECT object, record_id, field, old_value, new_value, cause FROM field_changes "
             "WHERE org = ? AND run_id = ? "
-            "QUALIFY row_number() OVER (PARTITION BY object, cause ORDER BY record_id, field) <= 2 "
-            "ORDER BY cause, object, record_id, field LIMIT 12",
+            "QUALIFY row_number() OVER (PARTITION BY object, cause ORDER BY record_id, field) <= 3 "
+            "ORDER BY cause, object, record_id, field LIMIT 14",
             [DEMO_ORG, second_run],
         ).fetchall():
             fields.add_row(*[("NULL" if v is None else str(v)[:40]) for v in row])

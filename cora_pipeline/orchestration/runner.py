@@ -51,6 +51,7 @@ def run_sync(
     objects: list[str] | None = None,
     full: bool = False,
     instance: dg.DagsterInstance | None = None,
+    console_log_level: str = "ERROR",
 ) -> SyncOutcome:
     """Materialize an org's assets (or some objects' assets) in process and wait for the result."""
     org_config = settings.org(org)
@@ -67,6 +68,9 @@ def run_sync(
     keys = [key for name in selected for key in (extract_key(org, name), warehouse_key(org, name))]
     tags = {FULL_REFRESH_TAG: "true"} if full else {}
     result = job.execute_in_process(
+        # Dagster's console logger prints every step event at DEBUG; the terminal shows the
+        # pipeline's own progress lines instead, and the UI keeps the full event log.
+        run_config={"loggers": {"console": {"config": {"log_level": console_log_level}}}},
         instance=instance or dagster_instance(),
         asset_selection=keys if objects else None,
         tags=tags,
