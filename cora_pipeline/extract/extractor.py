@@ -114,6 +114,9 @@ class ExtractResult:
     http_seconds: float = 0.0
     """Seconds spent inside REST calls (network, Salesforce, JSON decoding, retry waits)."""
 
+    def count_page(self) -> None:
+        self.pages += 1
+
 
 class ObjectNotExtractable(SalesforceAPIError):
     """The object cannot be queried by this user, so it is skipped."""
@@ -358,7 +361,9 @@ def _extract(
 ) -> None:
     """Read the records (and deletes) of one run into one extract and commit it."""
     calls_before = client.api_calls
-    scope = QueryScope(client, org, obj.name, olog, lambda: _check_budget(client, org))
+    scope = QueryScope(
+        client, org, obj.name, olog, lambda: _check_budget(client, org), result.count_page
+    )
     extract_id = new_extract_id()
     deleted_at: dict[str, datetime] = {}
     reread: pa.Table | None = None
@@ -373,7 +378,6 @@ def _extract(
         output = _RecordOutput(writer, plan.watermark_field, reread)
         stats = _query_with_restarts(scope, plan, where, output, writer)
         output.close(plan.fields)
-        result.pages += stats.pages
         for record_id in stats.vanished:
             deleted_at.setdefault(record_id, client.server_now())
 
@@ -523,7 +527,6 @@ def _reconcile(
         scope.log.info("no full extract to reconcile against; the sweep is skipped")
         return None
     findings = sweep(scope, plan.fields, plan.watermark_field, known, plan.watermark_from)
-    result.pages += findings.pages
     result.reconciled = True
     found_at = scope.client.server_now()
     for record_id in findings.hard_deleted:
@@ -533,7 +536,6 @@ def _reconcile(
     if findings.missed:
         stats = QueryStats()
         reread = read_by_ids(scope, plan.fields, findings.missed, include_deleted=True, stats=stats)
-        result.pages += stats.pages
         for record_id in stats.vanished:
             deleted_at.setdefault(record_id, found_at)
         result.missed_records = reread.num_rows
@@ -647,7 +649,9 @@ def _formula_refresh(
     read_fields = [f for f in fields if f.name == "Id"] + formula_fields
     calls_before = client.api_calls
     started = datetime.now(UTC)
-    scope = QueryScope(client, org, sobject, olog, lambda: _check_budget(client, org))
+    scope = QueryScope(
+        client, org, sobject, olog, lambda: _check_budget(client, org), result.count_page
+    )
     extract_id = new_extract_id()
     with ExtractWriter(data_root, org.name, sobject, extract_id) as writer:
         work_dir = writer.staging / "pieces"
@@ -679,7 +683,6 @@ def _formula_refresh(
             extra={"pages": stats.pages, "pieces": stats.pieces},
         )
         result.extract_dirs.append(writer.commit(manifest))
-    result.pages += stats.pages
     result.formula_records = manifest.records
     olog.info(
         "formula refresh of %d fields read %d records in %d pages",

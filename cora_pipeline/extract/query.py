@@ -44,6 +44,8 @@ class QueryScope:
     sobject: str
     log: logging.LoggerAdapter[logging.Logger]
     check_budget: Callable[[], None]
+    on_page: Callable[[], None] = lambda: None
+    """Called after every page, so a run that stops halfway still reports the pages it read."""
 
 
 @dataclass
@@ -184,6 +186,7 @@ def _pages(
         batch_size=scope.org.batch_size,
     ):
         stats.pages += 1
+        scope.on_page()
         table = to_arrow(page, fields)
         scope.check_budget()
         yield table
@@ -313,6 +316,7 @@ def _read_piece(
         include_deleted=include_deleted,
     ):
         stats.pages += 1
+        scope.on_page()
         for row in page:
             rows[row["Id"]] = row
         scope.check_budget()

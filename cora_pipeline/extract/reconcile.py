@@ -122,6 +122,7 @@ def sweep(
         batch_size=scope.org.batch_size,
     ):
         findings.pages += 1
+        scope.on_page()
         pages.append(to_arrow(page, sweep_fields))
         scope.check_budget()
     org_state = pa.concat_tables(pages) if pages else to_arrow([], sweep_fields)
