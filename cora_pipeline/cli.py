@@ -116,6 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.set_defaults(func=_sync)
 
+    from cora_pipeline.web import cli as web_cli
+
+    web = commands.add_parser(
+        "web", help="serve the Integrations page: connect and watch orgs from a browser"
+    )
+    web_cli.add_arguments(web)
+    web.set_defaults(func=_with_settings(web_cli.run))
+
     from cora_pipeline.warehouse import cli as warehouse_cli
 
     changes = commands.add_parser("changes", help="print recent changes from the warehouse")
