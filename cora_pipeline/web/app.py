@@ -72,8 +72,9 @@ SECURITY_HEADERS = {
     ),
     "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",
-    # The callback URL carries the authorization code; no page may send it on as a Referer.
-    "referrer-policy": "no-referrer",
+    # The callback URL carries the authorization code, so no page sends a Referer to another
+    # site. "no-referrer" would also make Chromium send "Origin: null" on this site's own forms.
+    "referrer-policy": "same-origin",
     "cache-control": "no-store",
 }
 
