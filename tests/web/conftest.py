@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,49 @@ def browser_page(web: WebServer) -> Iterator[Any]:
         finally:
             context.close()
             browser.close()
+
+
+class _FormFields(HTMLParser):
+    """Collects the action and the input fields of the forms on an emulator page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action = ""
+        self.fields: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if tag == "form":
+            self.action = values.get("action", "")
+        elif tag == "input" and values.get("name"):
+            self.fields[values["name"]] = values.get("value", "")
+
+
+def authorize_without_browser(
+    authorize_url: str, emu: Emulator, *, username: str, password: str, action: str = "approve"
+) -> str:
+    """Log in and answer the approval page at the emulator; return the callback URL it redirects
+    to, without visiting it."""
+    base = re.match(r"^https://[^/]+", authorize_url)
+    assert base is not None
+    session = requests.Session()
+    response = session.get(
+        authorize_url, verify=str(emu.ca_file), allow_redirects=False, timeout=10
+    )
+    for _ in range(3):
+        if response.status_code in (301, 302, 303):
+            return str(response.headers["Location"])
+        form = _FormFields()
+        form.feed(response.text)
+        if form.fields.get("action") == "login":
+            form.fields.update({"username": username, "password": password})
+        else:
+            form.fields["action"] = action
+        response = session.post(
+            base.group(0) + form.action,
+            data=form.fields,
+            verify=str(emu.ca_file),
+            allow_redirects=False,
+            timeout=10,
+        )
+    raise AssertionError(f"the emulator did not redirect; last page: {response.text[:300]}")
