@@ -28,7 +28,8 @@ The API usage is checked after describe and after every page; the org's time com
 
 import logging
 import math
-from collections.abc import MutableMapping
+import time
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -184,8 +185,8 @@ def extract_object(
 ) -> ExtractResult:
     """Extract one object and return what was written. See the module docstring for the steps.
 
-    ``now`` replaces the org's clock for the cadence decisions (formula refresh, sweep); tests
-    use it. Raises :class:`~cora_pipeline.errors.SalesforceAPIError` subclasses for failures that
+    ``now`` is the org's current time, in place of the HTTP ``Date`` header of its responses; it
+    sets the mode, the ``deleted`` resource window and the formula and sweep cadences. Tests use it. Raises :class:`~cora_pipeline.errors.SalesforceAPIError` subclasses for failures that
     retries could not fix; nothing is written then and the watermark stays where it was.
     """
     olog = ObjectLog(log, {"org": org.name, "sobject": obj.name})
@@ -208,10 +209,11 @@ def extract_object(
             )
             return _finish(result, client, calls_before, seconds_before)
         _check_budget(client, org)
-        server_started = now or client.server_now()
+        org_now = _org_clock(client, now)
+        server_started = org_now()
         plan = _plan(describe, org, obj, data_root, previous, full, server_started, olog)
         result.mode = plan.mode
-        _extract(client, org, obj, data_root, plan, run_id, started, server_started, result, olog)
+        _extract(client, org, obj, data_root, plan, run_id, started, org_now, result, olog)
     except APIBudgetExhausted as exc:
         fields = plan.fields if plan else (previous.fields if previous else [])
         return _stopped(
@@ -241,6 +243,14 @@ def extract_object(
                 olog.warning("formula refresh skipped: %s", exc)
                 result.message = f"formula refresh skipped: {exc}"
     return _finish(result, client, calls_before, seconds_before)
+
+
+def _org_clock(client: SalesforceClient, now: datetime | None) -> Callable[[], datetime]:
+    """Return the org's clock: the client's ``Date`` header clock, or ``now`` moving on from here."""
+    if now is None:
+        return client.server_now
+    base = time.monotonic()
+    return lambda: now + timedelta(seconds=time.monotonic() - base)
 
 
 def _finish(
@@ -355,11 +365,12 @@ def _extract(
     plan: _Plan,
     run_id: str | None,
     started: datetime,
-    server_started: datetime,
+    org_now: Callable[[], datetime],
     result: ExtractResult,
     olog: ObjectLog,
 ) -> None:
     """Read the records (and deletes) of one run into one extract and commit it."""
+    server_started = org_now()
     calls_before = client.api_calls
     scope = QueryScope(
         client, org, obj.name, olog, lambda: _check_budget(client, org), result.count_page
@@ -370,7 +381,7 @@ def _extract(
     with ExtractWriter(data_root, org.name, obj.name, extract_id) as writer:
         if plan.sweep_reason and plan.watermark_field:
             olog.info("reconciliation sweep: %s", plan.sweep_reason)
-            reread = _reconcile(scope, plan, data_root, deleted_at, result, writer.staging)
+            reread = _reconcile(scope, plan, data_root, deleted_at, result, org_now)
 
         where = ""
         if plan.mode == "incremental" and plan.watermark_from is not None:
@@ -379,10 +390,10 @@ def _extract(
         stats = _query_with_restarts(scope, plan, where, output, writer)
         output.close(plan.fields)
         for record_id in stats.vanished:
-            deleted_at.setdefault(record_id, client.server_now())
+            deleted_at.setdefault(record_id, org_now())
 
         deleted_to, sweep_next = _read_deletes(
-            client, obj.name, plan, output, deleted_at, server_started, olog
+            client, obj.name, plan, output, deleted_at, server_started, org_now(), olog
         )
         _check_budget(client, org)
 
@@ -518,7 +529,7 @@ def _reconcile(
     data_root: Path,
     deleted_at: dict[str, datetime],
     result: ExtractResult,
-    work_dir: Path,
+    org_now: Callable[[], datetime],
 ) -> pa.Table | None:
     """Run the sweep; record hard deletes in ``deleted_at`` and return the missed records."""
     assert plan.watermark_field is not None
@@ -528,7 +539,7 @@ def _reconcile(
         return None
     findings = sweep(scope, plan.fields, plan.watermark_field, known, plan.watermark_from)
     result.reconciled = True
-    found_at = scope.client.server_now()
+    found_at = org_now()
     for record_id in findings.hard_deleted:
         # NOTE: the sweep cannot tell when a record was deleted; it records when it noticed.
         deleted_at.setdefault(record_id, found_at)
@@ -556,6 +567,7 @@ def _read_deletes(
     output: _RecordOutput,
     deleted_at: dict[str, datetime],
     server_started: datetime,
+    end: datetime,
     olog: ObjectLog,
 ) -> tuple[str | None, bool]:
     """Call the ``deleted`` resource for an incremental run and add its entries to ``deleted_at``.
@@ -567,15 +579,23 @@ def _read_deletes(
         # A full extract proves absence, and a sweep stood in for the resource: coverage restarts.
         return server_started.isoformat(), False
     start = plan.deleted_from.replace(second=0, microsecond=0)
-    # The org's clock from the Date header; a newer SystemModstamp proves the org is further on.
-    end = client.server_now()
+    # A SystemModstamp newer than the org's clock as the Date header shows it proves the org is
+    # further on.
     if output.max_stamp is not None and output.max_stamp > end:
         end = output.max_stamp
     end = end.replace(second=0, microsecond=0)
     if end - start < timedelta(minutes=1):
         # The resource needs a window of at least one minute; the next run covers this one.
         return plan.deleted_covered, False
-    body = client.deleted(sobject, start.isoformat(), end.isoformat())
+    try:
+        body = client.deleted(sobject, start.isoformat(), end.isoformat())
+    except SalesforceAPIError as exc:
+        if exc.code != "INVALID_REPLICATION_DATE":
+            raise
+        # The window does not fit the org's delete log (too old, or the org clock disagrees with
+        # the Date header): the sweep of the next run finds what the window would have found.
+        olog.warning("deleted resource rejected the window %s to %s: %s", start, end, exc)
+        return None, True
     for entry in body.get("deletedRecords") or []:
         deleted_at.setdefault(entry["id"], parse_datetime(entry["deletedDate"]))
     covered = body.get("latestDateCovered")

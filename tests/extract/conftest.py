@@ -7,6 +7,7 @@ retry waits recorded instead of slept.
 
 import dataclasses
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,9 +83,9 @@ class Harness:
         )
 
 
-@pytest.fixture
-def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    """An emulator whose Production org is connected through the OAuth web-server flow."""
+@contextmanager
+def _connected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **options: Any) -> Iterator[Harness]:
+    """Start an emulator and connect its Production org through the OAuth web-server flow."""
     from cora_pipeline.connect import ConnectionStore, connect_web_server
     from cora_pipeline.emulator import Emulator, EmulatorSettings
 
@@ -95,6 +96,7 @@ def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness
         auto_approve=True,
         callback_urls=(f"http://127.0.0.1:{callback_port}/callback",),
         data_dir=tmp_path / "emulator",
+        **options,
     )
     data_root = tmp_path / "data"
     data_root.mkdir()
@@ -115,6 +117,13 @@ def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness
         finally:
             for client in harness.clients:
                 client.close()
+
+
+@pytest.fixture
+def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    """An emulator whose Production org is connected through the OAuth web-server flow."""
+    with _connected(tmp_path, monkeypatch) as connected:
+        yield connected
 
 
 def records_of(result: ExtractResult, index: int = 0) -> pa.Table:
