@@ -152,38 +152,53 @@ class Emulator:
         return org
 
     def _write_keys(self) -> None:
-        ca = trustme.CA(organization_name="Cora Salesforce Emulator")
+        """Create the CA, server certificate and JWT key pair, reusing files in ``data_dir``.
+
+        Reuse keeps the CA and the connected app's certificate stable across restarts of an
+        emulator with a fixed ``data_dir``, so clients configured with those files keep working.
+        """
+        ca_path = self.data_dir / "emulator-ca.pem"
+        ca_key_path = self.data_dir / "emulator-ca-key.pem"
+        if ca_path.exists() and ca_key_path.exists():
+            ca = trustme.CA.from_pem(ca_path.read_bytes(), ca_key_path.read_bytes())
+        else:
+            ca = trustme.CA(organization_name="Cora Salesforce Emulator")
+            ca.cert_pem.write_to_path(str(ca_path))
+            ca.private_key_pem.write_to_path(str(ca_key_path))
+            ca_key_path.chmod(0o600)
+        self.ca_file = str(ca_path)
         server_cert = ca.issue_cert("127.0.0.1", "localhost")
-        self.ca_file = str(self.data_dir / "emulator-ca.pem")
-        ca.cert_pem.write_to_path(self.ca_file)
         self._ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server_cert.configure_cert(self._ssl_context)
 
         # The connected app's registered certificate, for the JWT bearer flow.
-        jwt_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cora-emulator-jwt")])
-        now = datetime.now(UTC)
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(jwt_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=3650))
-            .sign(jwt_key, hashes.SHA256())
-        )
         key_path = self.data_dir / "jwt-private-key.pem"
-        key_path.write_bytes(
-            jwt_key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        key_path.chmod(0o600)
         cert_path = self.data_dir / "jwt-certificate.pem"
-        cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        if key_path.exists() and cert_path.exists():
+            certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        else:
+            jwt_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cora-emulator-jwt")])
+            now = datetime.now(UTC)
+            certificate = (
+                x509.CertificateBuilder()
+                .subject_name(subject)
+                .issuer_name(subject)
+                .public_key(jwt_key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - timedelta(days=1))
+                .not_valid_after(now + timedelta(days=3650))
+                .sign(jwt_key, hashes.SHA256())
+            )
+            key_path.write_bytes(
+                jwt_key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+            key_path.chmod(0o600)
+            cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
         self.jwt_private_key_file = str(key_path)
         self.jwt_certificate_file = str(cert_path)
         self.jwt_public_key_pem = certificate.public_key().public_bytes(
