@@ -145,26 +145,41 @@ def add_status_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_status(args: argparse.Namespace, settings: Settings) -> int:
+    """Print each org's connection record. Returns 1 when some org's vault file is unreadable."""
     names = [args.org] if args.org else sorted(settings.orgs)
     if args.org:
         settings.org(args.org)
     store = _open_store_for_status(settings)
-    records = {name: store.get(name) if store else None for name in names}
+    records: dict[str, ConnectionRecord | None] = {}
+    failures: dict[str, str] = {}
+    for name in names:
+        try:
+            records[name] = store.get(name) if store else None
+        except VaultError as exc:
+            failures[name] = str(exc)
     if args.json:
-        payload = [
-            record.to_dict() if record else {"org": name, "connected": False}
-            for name, record in records.items()
-        ]
+        payload: list[dict[str, Any]] = []
+        for name in names:
+            record = records.get(name)
+            if name in failures:
+                payload.append({"org": name, "connected": None, "error": failures[name]})
+            elif record is None:
+                payload.append({"org": name, "connected": False})
+            else:
+                payload.append({**record.to_dict(), "connected": True})
         _print(json.dumps(payload, indent=2))
-        return 0
-    for index, (name, record) in enumerate(records.items()):
+        return 1 if failures else 0
+    for index, name in enumerate(names):
         if index:
             _print()
-        if record is None:
+        record = records.get(name)
+        if name in failures:
+            _print(f"org {name!r}: the vault file cannot be read: {failures[name]}")
+        elif record is None:
             _print(f"org {name!r}: not connected; run `cora connect {name}`")
         else:
             _print(format_record(record))
-    return 0
+    return 1 if failures else 0
 
 
 def _open_store_for_status(settings: Settings) -> ConnectionStore | None:

@@ -17,9 +17,8 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from cora_pipeline.config import ORG_NAME, Settings
-from cora_pipeline.connect.redaction import mask, register_secret
+from cora_pipeline.connect.redaction import install_redaction, mask, register_secret
 from cora_pipeline.connect.vault import (
-    KEY_ENV,
     Keyring,
     VaultKey,
     atomic_write,
@@ -115,6 +114,7 @@ class ConnectionStore:
 
     home: Path
     keyring: Keyring = field(repr=False)
+    _key_file_stamp: bytes | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, settings: Settings, create_key: bool = False) -> "ConnectionStore":
@@ -128,8 +128,25 @@ class ConnectionStore:
     def open_home(cls, home: Path, create_key: bool = False) -> "ConnectionStore":
         vault_dir = home / "vault"
         in_use = vault_dir.is_dir() and any(vault_dir.glob("*.json"))
+        install_redaction()
         keyring = load_keyring(home, create=create_key, vault_in_use=in_use)
-        return cls(home=home, keyring=keyring)
+        return cls(home=home, keyring=keyring, _key_file_stamp=_stamp(keyring.path))
+
+    def _reload_keys_if_changed(self) -> None:
+        """Reload the key file when another process (``cora keys rotate``) replaced it.
+
+        A long-running process would otherwise keep encrypting with a key that rotation has
+        dropped, and fail to read files rotation re-encrypted. Keys from the environment cannot
+        change while the process runs.
+        """
+        path = self.keyring.path
+        if path is None:
+            return
+        stamp = _stamp(path)
+        if stamp == self._key_file_stamp:
+            return
+        self.keyring = load_keyring(self.home, create=False, vault_in_use=True)
+        self._key_file_stamp = _stamp(self.keyring.path)
 
     @property
     def vault_dir(self) -> Path:
@@ -193,6 +210,7 @@ class ConnectionStore:
             raw = path.read_bytes()
         except FileNotFoundError:
             return None
+        self._reload_keys_if_changed()
         check_private_file(path)
         try:
             document = json.loads(raw)
@@ -238,6 +256,7 @@ class ConnectionStore:
 
         Returns the record as stored, with ``key_id`` set to the key that encrypted it.
         """
+        self._reload_keys_if_changed()
         record = replace(record, key_id=self.key_id)
         path = self.path_for(record.org)
         ensure_private_dir(self.vault_dir)
@@ -300,6 +319,7 @@ class ConnectionStore:
         if old.path is not None:
             write_key_file(old.path, widened.keys)
         self.keyring = widened
+        self._key_file_stamp = _stamp(old.path)
         orgs = sorted(p.stem for p in self.vault_dir.glob("*.json"))
         for org in orgs:
             with self.lock(org):
@@ -310,10 +330,15 @@ class ConnectionStore:
         if old.path is not None:
             write_key_file(old.path, final.keys)
         self.keyring = final
+        self._key_file_stamp = _stamp(old.path)
         return new_key
 
 
-def describe_key_source(store: ConnectionStore) -> str:
-    if store.keyring.path is None:
-        return f"environment variable {KEY_ENV}"
-    return str(store.keyring.path)
+def _stamp(path: Path | None) -> bytes | None:
+    """Return the key file's content, to notice when another process replaced it."""
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from cora_pipeline.config import OrgConfig
 from cora_pipeline.connect import oauth
-from cora_pipeline.connect.redaction import mask, register_secret
+from cora_pipeline.connect.redaction import install_redaction, mask, register_secret
 from cora_pipeline.connect.store import ConnectionRecord, ConnectionStore, StoredTokens, utc_now
 from cora_pipeline.errors import AuthorizationError, NotConnectedError, ReauthorizationRequired
 
@@ -71,6 +71,8 @@ class TokenManager:
         self.org_config = org_config
         self.store = store
         self.lock_timeout = lock_timeout
+        # Dagster runs steps in fresh processes; each one that handles tokens masks them in logs.
+        install_redaction()
 
     def __repr__(self) -> str:
         return f"TokenManager(org={self.org_config.name!r})"

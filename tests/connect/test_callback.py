@@ -17,6 +17,7 @@ from cora_pipeline.config import OrgConfig
 from cora_pipeline.connect import (
     ConnectionStore,
     begin_authorization,
+    check_authorize_page,
     complete_authorization,
     connect_web_server,
 )
@@ -255,3 +256,23 @@ def test_reauthorization_command_repeats_how_org_was_connected() -> None:
         reauthorization_command(ORG, record)
         == "cora connect acme --login-url https://acme.my.salesforce.com --flow jwt"
     )
+
+
+def test_error_page_without_reason_explains_permission(store: ConnectionStore) -> None:
+    pending = begin_authorization(ORG, REDIRECT)
+    url = "https://login.salesforce.com/setup/secur/RemoteAccessErrorPage.apexp"
+
+    with pytest.raises(AuthorizationError) as caught:
+        complete_authorization(ORG, pending, url, store)
+
+    assert caught.value.error == "OAUTH_APPROVAL_ERROR_GENERIC"
+    assert "Approve Uninstalled Connected Apps" in str(caught.value)
+    assert "temporary permission set" in str(caught.value)
+
+
+def test_authorize_error_page_html_is_explained() -> None:
+    html = "<p>OAUTH_APPROVAL_ERROR_GENERIC : An unexpected error has occurred</p>"
+
+    with pytest.raises(AuthorizationError, match="Approve Uninstalled Connected Apps"):
+        check_authorize_page(html)
+    check_authorize_page("<p>Allow Access?</p>")

@@ -219,3 +219,17 @@ def test_key_file_mode_0644_fails_with_fix(
     assert cora(config, "status") != 0
 
     assert f"chmod 600 {key_file}" in capsys.readouterr().err
+
+
+def test_status_reports_unreadable_file_per_org(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cora(config, "connect", "acme", "--timeout", "10")
+    (tmp_path / "data" / "state" / "vault" / "acme.json").write_text("{}")
+    capsys.readouterr()
+
+    assert cora(config, "status") == 1
+    out, _ = capsys.readouterr()
+
+    assert "org 'acme': the vault file cannot be read" in out
+    assert "org 'beta': not connected" in out

@@ -252,3 +252,16 @@ def test_org_name_that_escapes_the_vault_is_rejected(tmp_path: Path) -> None:
 
     with pytest.raises(VaultError, match="invalid"):
         store.get("../etc")
+
+
+def test_open_store_follows_rotation_by_another(tmp_path: Path) -> None:
+    long_running = new_store(tmp_path)
+    long_running.save(make_record(), StoredTokens(ACCESS, REFRESH))
+
+    new_key = ConnectionStore.open_home(tmp_path).rotate_key()
+    saved = long_running.save(make_record(), StoredTokens("after-rotation-token", REFRESH))
+
+    assert saved.key_id == new_key.key_id
+    loaded = ConnectionStore.open_home(tmp_path).load("acme")
+    assert loaded is not None
+    assert loaded[1].access_token == "after-rotation-token"
