@@ -84,7 +84,9 @@ class Harness:
 
 
 @contextmanager
-def _connected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **options: Any) -> Iterator[Harness]:
+def _connected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **options: Any
+) -> Iterator[Harness]:
     """Start an emulator and connect its Production org through the OAuth web-server flow."""
     from cora_pipeline.connect import ConnectionStore, connect_web_server
     from cora_pipeline.emulator import Emulator, EmulatorSettings
