@@ -1,8 +1,8 @@
 """Connecting and disconnecting an org: the three OAuth flows and what happens after the token.
 
 After any flow returns a token, :func:`establish_connection` reads the identity URL and the
-Organization row, rejects an org whose IsSandbox disagrees with the configuration or whose Id differs
-from the one already connected under that name, and stores the record and tokens in the vault.
+Organization row. It rejects an org whose IsSandbox disagrees with the configuration, or whose Id
+differs from the org already connected under that name. Then it stores the record and tokens.
 These functions print nothing and read no input, so the command line and the web page share them.
 """
 
@@ -142,7 +142,7 @@ def complete_authorization(
         code_verifier=pending.code_verifier,
     )
     if not token.get("refresh_token"):
-        oauth.revoke_token(org_config, pending.login_url, token["access_token"])
+        _revoke_rejected(org_config, pending.login_url, token["access_token"])
         raise AuthorizationError(
             f"Salesforce returned no refresh token for org {org_config.name!r}, so the "
             f"connection would stop working when the access token expires",
@@ -215,7 +215,7 @@ def establish_connection(
         organization = oauth.read_organization(org_config, token, org_config.api_version)
         _check_organization(org_config, token, identity, organization, store)
     except Exception:
-        oauth.revoke_token(org_config, login_url, token.get("refresh_token") or access_token)
+        _revoke_rejected(org_config, login_url, token.get("refresh_token") or access_token)
         raise
     now = utc_now()
     record = ConnectionRecord(
@@ -298,6 +298,17 @@ def _check_organization(
         )
 
 
+def _revoke_rejected(org_config: OrgConfig, login_url: str, token: str) -> None:
+    """Revoke a token that will not be stored, so it does not count against the user's grants."""
+    revoked, reason = oauth.revoke_token(org_config, login_url, token)
+    if not revoked:
+        log.warning(
+            "org %s: could not revoke the token of the rejected connection: %s",
+            org_config.name,
+            reason,
+        )
+
+
 def _revoke_replaced(
     org_config: OrgConfig,
     record: ConnectionRecord,
@@ -315,7 +326,7 @@ def _revoke_replaced(
 
 @dataclass(frozen=True)
 class DisconnectResult:
-    """What :func:`disconnect` did. ``revoke_error`` says why Salesforce did not revoke."""
+    """What :func:`disconnect` did. ``revoke_error`` is the reason Salesforce did not revoke."""
 
     record: ConnectionRecord
     revoked: bool

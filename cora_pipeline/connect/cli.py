@@ -74,7 +74,7 @@ def add_connect_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=300.0,
         metavar="SECONDS",
-        help="how long to wait for the browser to come back (default: 300)",
+        help="seconds to wait for the OAuth callback from the browser (default: 300)",
     )
     parser.add_argument("--username", help="Salesforce username to connect as (JWT bearer flow)")
     parser.add_argument(

@@ -43,6 +43,7 @@ def explain(error: str | None, description: str | None, *, redirect_uri: str | N
         )
     if error == "redirect_uri_mismatch" and redirect_uri:
         return redirect_mismatch_hint(redirect_uri)
+
     if error == "invalid_client_id":
         return INVALID_CLIENT_ID_HINT
     if error == "invalid_client":
@@ -50,6 +51,7 @@ def explain(error: str | None, description: str | None, *, redirect_uri: str | N
             "Salesforce rejected the client secret: set the environment variable named by "
             "client_secret_env to the connected app's Consumer Secret."
         )
+
     if "hasn't approved this consumer" in text:
         return PRE_AUTHORIZE_HINT
     if "request not supported on this domain" in text:
@@ -67,6 +69,7 @@ def explain(error: str | None, description: str | None, *, redirect_uri: str | N
             "The JWT audience must be the login host the org uses: https://login.salesforce.com "
             "for Production, https://test.salesforce.com for a Sandbox."
         )
+
     if error == "inactive_user" or "inactive user" in text:
         return "The Salesforce user is inactive; connect as an active user."
     if error == "inactive_org":

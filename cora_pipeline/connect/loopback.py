@@ -151,8 +151,8 @@ def connect_web_server(
         if browser is not None:
             landed = browser(pending.url)
             if isinstance(landed, str) and not landed.startswith(redirect_uri):
-                # The browser stopped on a Salesforce page instead of coming back; an error page
-                # URL carries the reason, so fail now instead of waiting for the timeout.
+                # The browser stopped on a Salesforce page instead of coming back. An error page
+                # URL contains the reason, so fail now instead of waiting for the timeout.
                 _raise_for_error_page(org_config, pending, landed, store)
         else:
             output(f"Opening the Salesforce login page in your browser:\n\n{pending.url}\n")

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import requests
@@ -54,7 +54,7 @@ def endpoint(login_url: str, path: str) -> str:
 
 
 def verify_option(org_config: OrgConfig) -> str | bool:
-    """The ``verify=`` value for requests: the configured CA bundle, else the system trust store."""
+    """Return the ``verify=`` value for requests: the configured CA bundle, else ``True``."""
     return org_config.ca_file or True
 
 
@@ -66,8 +66,8 @@ def oauth_session(
 ) -> OAuth2Session:
     """Build an authlib session for the org's connected app.
 
-    The client secret, when the configuration names one, goes in an HTTP Basic header
-    (authlib's ``client_secret_basic``); without one, the consumer key goes in the form body.
+    When the configuration names a client secret, authlib sends it in an HTTP Basic header
+    (``client_secret_basic``). Without one, the consumer key goes in the form body.
     """
     secret = org_config.client_secret if with_secret else None
     register_secret(secret)
@@ -206,6 +206,8 @@ def build_jwt_assertion(
             f"({exc.strerror}); point it at the PEM private key whose certificate is uploaded "
             f"to the connected app"
         ) from None
+    # NOTE: Salesforce documents login.salesforce.com, test.salesforce.com or an Experience Cloud
+    # site URL as the audience; whether it accepts a My Domain login URL here is unconfirmed.
     claims = {
         "iss": org_config.client_id,
         "sub": username,
@@ -280,9 +282,7 @@ def revoke_token(org_config: OrgConfig, login_url: str, token: str) -> tuple[boo
         return True, None
     error, description = _oauth_error_body(response)
     if error is None and "=" in response.text:
-        # Salesforce has been seen answering form-encoded errors here.
-        from urllib.parse import parse_qs
-
+        # Salesforce has returned form-encoded error bodies from this endpoint.
         form = parse_qs(response.text)
         error = (form.get("error") or [None])[0]
         description = (form.get("error_description") or [None])[0]
@@ -324,7 +324,7 @@ def _bearer_get(
         ) from None
 
 
-def _api_error(org_config: OrgConfig, what: str, response: requests.Response) -> Exception:
+def _api_error(org_config: OrgConfig, operation: str, response: requests.Response) -> Exception:
     code = message = None
     try:
         body = response.json()
@@ -336,7 +336,7 @@ def _api_error(org_config: OrgConfig, what: str, response: requests.Response) ->
         message = response.text[:200]
     error_class = TransientAPIError if response.status_code >= 500 else SalesforceAPIError
     return error_class(
-        f"org {org_config.name!r}: {what} failed with HTTP {response.status_code} "
+        f"org {org_config.name!r}: {operation} failed with HTTP {response.status_code} "
         f"{code or ''}: {message or ''}".rstrip(),
         org=org_config.name,
         status=response.status_code,
@@ -378,13 +378,13 @@ def read_identity(org_config: OrgConfig, token: TokenResponse, api_version: str)
 
 
 def query(
-    org_config: OrgConfig, token: TokenResponse, api_version: str, soql: str, what: str
+    org_config: OrgConfig, token: TokenResponse, api_version: str, soql: str, operation: str
 ) -> list[dict[str, Any]]:
     """Run one SOQL query that fits in a single page and return its records."""
     url = f"{token['instance_url'].rstrip('/')}/services/data/v{api_version}/query"
     response = _bearer_get(org_config, url, token["access_token"], {"q": soql})
     if response.status_code != 200:
-        raise _api_error(org_config, what, response)
+        raise _api_error(org_config, operation, response)
     body = response.json()
     return list(body.get("records") or [])
 

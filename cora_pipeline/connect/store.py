@@ -1,8 +1,8 @@
 """Connection records and their tokens, one encrypted vault file per org.
 
-``<home>/vault/<org>.json`` holds three AES-256-GCM envelopes: the connection record (no secret,
-but encrypted too so that nobody can point a stored token at another instance URL without the
-key), the access token and the refresh token. Saving rewrites the whole file atomically, so a
+``<home>/vault/<org>.json`` contains three AES-256-GCM envelopes: the connection record, the access
+token and the refresh token. The record contains no secret but is encrypted too, so that without the
+key a stored token cannot be redirected to another instance URL. Saving rewrites the whole file atomically, so a
 rotated refresh token and the access token issued with it are stored together or not at all.
 """
 
@@ -38,13 +38,13 @@ REFRESH_TOKEN_FIELD = "refresh_token"  # noqa: S105
 
 
 def utc_now() -> str:
-    """The current time as an ISO 8601 UTC string with seconds, the form records store."""
+    """Return the current time as an ISO 8601 UTC string with seconds, as records store it."""
     return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 @dataclass(frozen=True)
 class ConnectionRecord:
-    """What cora knows about a connected org. Contains no secret; ``cora status`` shows all of it."""
+    """The stored facts about a connected org. It contains no secret, and ``cora status`` shows all of it."""
 
     org: str
     """The org's name in the configuration file."""
@@ -120,7 +120,7 @@ class ConnectionStore:
     def open(cls, settings: Settings, create_key: bool = False) -> "ConnectionStore":
         """Open the vault, loading the key from ``$CORA_VAULT_KEY`` or ``home/vault.key``.
 
-        ``create_key`` writes a new key file when neither exists and the vault holds no file yet.
+        ``create_key`` writes a new key file when neither exists and the vault contains no file yet.
         """
         return cls.open_home(settings.home, create_key=create_key)
 
@@ -173,8 +173,8 @@ class ConnectionStore:
                 yield
         except Timeout:
             raise VaultError(
-                f"timed out after {timeout:.0f} s waiting for {path}; another cora process holds "
-                f"it. If none is running, delete the file."
+                f"timed out after {timeout:.0f} s waiting for the lock {path}, which another "
+                f"cora process holds; if none is running, delete the file"
             ) from None
 
     # Reading
@@ -212,41 +212,30 @@ class ConnectionStore:
             return None
         self._reload_keys_if_changed()
         check_private_file(path)
-        try:
-            document = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise VaultError(
-                f"{path} is not valid JSON; the file is damaged. Restore it from a backup, or "
-                f"run `cora disconnect {org} --force` and connect again."
-            ) from None
-        if (
-            not isinstance(document, dict)
-            or document.get("format") != FILE_FORMAT
-            or document.get("version") != FILE_VERSION
-            or document.get("org") != org
-            or not isinstance(document.get("fields"), dict)
-        ):
-            raise VaultError(
-                f"{path} is not a version {FILE_VERSION} connection file for org {org!r}; "
-                f"restore it from a backup, or run `cora disconnect {org} --force` and connect again."
-            )
-        envelopes = document["fields"]
+        envelopes = _parse_document(path, org, raw)
+
+        # The record's associated data lists the fields present, so deleting a token's envelope
+        # from the file fails authentication like any other change.
         record_json = self.keyring.open(
-            envelopes.get(RECORD_FIELD), connection=org, field=RECORD_FIELD, where=path
+            envelopes.get(RECORD_FIELD),
+            connection=org,
+            field=RECORD_FIELD,
+            where=path,
+            context=tuple(sorted(envelopes)),
         )
         record = ConnectionRecord.from_dict(json.loads(record_json))
         if record.org != org:
-            raise VaultError(f"{path} holds the record of org {record.org!r}, not {org!r}")
+            raise VaultError(f"{path} contains the record of org {record.org!r}, not {org!r}")
         if not with_tokens:
             return record, None
+
         secrets: dict[str, str | None] = {}
         for name in (ACCESS_TOKEN_FIELD, REFRESH_TOKEN_FIELD):
             envelope = envelopes.get(name)
-            secrets[name] = (
-                None
-                if envelope is None
-                else self.keyring.open(envelope, connection=org, field=name, where=path)
-            )
+            if envelope is None:
+                secrets[name] = None
+            else:
+                secrets[name] = self.keyring.open(envelope, connection=org, field=name, where=path)
         return record, StoredTokens(secrets[ACCESS_TOKEN_FIELD], secrets[REFRESH_TOKEN_FIELD])
 
     # Writing
@@ -260,13 +249,7 @@ class ConnectionStore:
         record = replace(record, key_id=self.key_id)
         path = self.path_for(record.org)
         ensure_private_dir(self.vault_dir)
-        envelopes = {
-            RECORD_FIELD: self.keyring.seal(
-                json.dumps(record.to_dict(), sort_keys=True),
-                connection=record.org,
-                field=RECORD_FIELD,
-            )
-        }
+        envelopes: dict[str, Any] = {}
         if tokens.access_token is not None:
             envelopes[ACCESS_TOKEN_FIELD] = self.keyring.seal(
                 tokens.access_token, connection=record.org, field=ACCESS_TOKEN_FIELD
@@ -275,6 +258,12 @@ class ConnectionStore:
             envelopes[REFRESH_TOKEN_FIELD] = self.keyring.seal(
                 tokens.refresh_token, connection=record.org, field=REFRESH_TOKEN_FIELD
             )
+        envelopes[RECORD_FIELD] = self.keyring.seal(
+            json.dumps(record.to_dict(), sort_keys=True),
+            connection=record.org,
+            field=RECORD_FIELD,
+            context=tuple(sorted([*envelopes, RECORD_FIELD])),
+        )
         document = {
             "format": FILE_FORMAT,
             "version": FILE_VERSION,
@@ -332,6 +321,28 @@ class ConnectionStore:
         self.keyring = final
         self._key_file_stamp = _stamp(old.path)
         return new_key
+
+
+def _parse_document(path: Path, org: str, raw: bytes) -> dict[str, Any]:
+    """Check a vault file's outer JSON and return its envelopes by field name."""
+    recovery = (
+        f"Restore it from a backup, or run `cora disconnect {org} --force` and connect again."
+    )
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise VaultError(f"{path} is not valid JSON, so the file is damaged. {recovery}") from None
+    if (
+        not isinstance(document, dict)
+        or document.get("format") != FILE_FORMAT
+        or document.get("version") != FILE_VERSION
+        or document.get("org") != org
+        or not isinstance(document.get("fields"), dict)
+    ):
+        raise VaultError(
+            f"{path} is not a version {FILE_VERSION} connection file for org {org!r}. {recovery}"
+        )
+    return dict(document["fields"])
 
 
 def _stamp(path: Path | None) -> bytes | None:

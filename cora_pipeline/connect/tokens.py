@@ -3,9 +3,9 @@
 Salesforce sends no expiry with its tokens, so a caller uses :meth:`TokenManager.current` until a
 call returns 401 ``INVALID_SESSION_ID``, then calls :meth:`TokenManager.refresh` with the token that
 failed and retries once. Refreshes of one org are serialized by a lock file under the vault's home,
-across threads and processes: whoever gets the lock second finds a newer token already stored and
-returns it without calling Salesforce, so two Dagster step processes never spend the same refresh
-token (which Salesforce rejects when refresh-token rotation is on).
+across threads and processes. The caller that gets the lock second finds a newer token already stored
+and returns it without calling Salesforce. So two Dagster step processes never spend the same refresh
+token, which Salesforce rejects the second time when refresh-token rotation is on.
 """
 
 import logging
@@ -45,7 +45,7 @@ class AccessToken:
 
 
 def reauthorization_command(org_config: OrgConfig, record: ConnectionRecord | None = None) -> str:
-    """The command that connects the org again the way it was connected."""
+    """Return the command that connects the org again the way it was connected."""
     parts = ["cora", "connect", org_config.name]
     if record is not None:
         if record.login_url != org_config.login_url:

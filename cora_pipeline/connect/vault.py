@@ -113,7 +113,7 @@ class Keyring:
 
     keys: tuple[VaultKey, ...]
     source: str
-    """Where the keys came from, for error messages: the environment variable or the key file."""
+    """Description of the keys' origin for error messages: the environment variable or key file."""
     path: Path | None = None
     """The key file, or None when the keys came from the environment."""
 
@@ -127,11 +127,16 @@ class Keyring:
                 return key
         return None
 
-    def seal(self, plaintext: str, *, connection: str, field: str) -> dict[str, Any]:
-        """Encrypt one field of one connection and return its JSON envelope."""
+    def seal(
+        self, plaintext: str, *, connection: str, field: str, context: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        """Encrypt one field of one connection and return its JSON envelope.
+
+        ``context`` is authenticated with the field but not stored: :meth:`open` must get the same.
+        """
         nonce = secrets.token_bytes(NONCE_BYTES)
         ciphertext = AESGCM(self.primary.material).encrypt(
-            nonce, plaintext.encode("utf-8"), _associated_data(connection, field)
+            nonce, plaintext.encode("utf-8"), _associated_data(connection, field, context)
         )
         return {
             "alg": ALGORITHM,
@@ -140,7 +145,15 @@ class Keyring:
             "ciphertext": _b64(ciphertext),
         }
 
-    def open(self, envelope: Any, *, connection: str, field: str, where: Path) -> str:
+    def open(
+        self,
+        envelope: Any,
+        *,
+        connection: str,
+        field: str,
+        where: Path,
+        context: tuple[str, ...] = (),
+    ) -> str:
         """Decrypt an envelope written by :meth:`seal`; fail closed on any mismatch."""
         if not isinstance(envelope, Mapping) or envelope.get("alg") != ALGORITHM:
             raise VaultError(
@@ -152,14 +165,14 @@ class Keyring:
         if key is None:
             known = ", ".join(k.key_id for k in self.keys)
             raise VaultError(
-                f"{where} was encrypted with vault key {key_id}, but {self.source} holds key "
+                f"{where} was encrypted with vault key {key_id}, but {self.source} contains key "
                 f"{known}. Set {KEY_ENV} (or restore {KEY_FILE_NAME}) to the key that wrote it."
             )
         try:
             nonce = _unb64(str(envelope["nonce"]))
             ciphertext = _unb64(str(envelope["ciphertext"]))
             plaintext = AESGCM(key.material).decrypt(
-                nonce, ciphertext, _associated_data(connection, field)
+                nonce, ciphertext, _associated_data(connection, field, context)
             )
         except (KeyError, ValueError, binascii.Error, InvalidTag):
             raise VaultError(
@@ -174,8 +187,8 @@ _RECOVERY = (
 )
 
 
-def _associated_data(connection: str, field: str) -> bytes:
-    return json.dumps(["cora-vault", ENVELOPE_VERSION, connection, field]).encode("utf-8")
+def _associated_data(connection: str, field: str, context: tuple[str, ...]) -> bytes:
+    return json.dumps(["cora-vault", ENVELOPE_VERSION, connection, field, *context]).encode("utf-8")
 
 
 def _b64(data: bytes) -> str:
@@ -189,8 +202,8 @@ def _unb64(text: str) -> bytes:
 def load_keyring(home: Path, *, create: bool, vault_in_use: bool) -> Keyring:
     """Load the vault keys from ``$CORA_VAULT_KEY`` or ``home/vault.key``.
 
-    With ``create`` and neither present, a new key file is written, unless ``vault_in_use`` says
-    encrypted files already exist: a new key could not read them, so that case raises instead.
+    With ``create`` and neither present, a new key file is written. When ``vault_in_use`` is True
+    (encrypted files exist), a missing key raises instead, because a new key could not read them.
     """
     from_env = os.environ.get(KEY_ENV)
     if from_env:

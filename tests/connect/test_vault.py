@@ -265,3 +265,15 @@ def test_open_store_follows_rotation_by_another(tmp_path: Path) -> None:
     loaded = ConnectionStore.open_home(tmp_path).load("acme")
     assert loaded is not None
     assert loaded[1].access_token == "after-rotation-token"
+
+
+def test_removed_token_envelope_fails_closed(tmp_path: Path) -> None:
+    store = new_store(tmp_path)
+    store.save(make_record(), StoredTokens(ACCESS, REFRESH))
+    path = store.path_for("acme")
+    document = json.loads(path.read_text())
+    del document["fields"]["refresh_token"]
+    path.write_text(json.dumps(document))
+
+    with pytest.raises(VaultError, match="failed authentication"):
+        store.load("acme")
