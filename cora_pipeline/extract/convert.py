@@ -59,7 +59,18 @@ def _convert(values: list[Any], info: FieldInfo, arrow_type: pa.DataType) -> lis
         return [_decimal(v) if v is not None else None for v in values]
     if pa.types.is_floating(arrow_type):
         return [float(v) if v is not None else None for v in values]
+    if pa.types.is_string(arrow_type):
+        return [_text(v) for v in values]
     return values
+
+
+def _text(value: Any) -> str | None:
+    """Return text values as they are; ``anyType`` numbers and booleans as their JSON text."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _integer(value: Any) -> int:

@@ -200,13 +200,11 @@ def extract_object(
         if client.usage is None:
             client.read_api_usage()
         _check_budget(client, org)
-        describe = _describe(client, org, obj, olog)
+        describe, reason = _describe(client, org, obj)
         if describe is None:
+            olog.warning("%s", reason)
             result.status = "skipped"
-            result.message = (
-                f"{obj.name} is not queryable for the integration user of org {org.name!r}; "
-                f"it was skipped"
-            )
+            result.message = reason
             return _finish(result, client, calls_before, seconds_before)
         _check_budget(client, org)
         org_now = _org_clock(client, now)
@@ -264,28 +262,25 @@ def _finish(
 
 
 def _describe(
-    client: SalesforceClient, org: OrgConfig, obj: ObjectConfig, olog: ObjectLog
-) -> dict[str, Any] | None:
-    """Describe the object; None when the integration user cannot query it."""
+    client: SalesforceClient, org: OrgConfig, obj: ObjectConfig
+) -> tuple[dict[str, Any] | None, str]:
+    """Describe the object; return None and the reason when the integration user cannot query it."""
     try:
         describe = client.describe(obj.name)
     except SalesforceAPIError as exc:
         if exc.status == 404 or exc.code in ("NOT_FOUND", "INVALID_TYPE"):
-            olog.warning(
-                "skipped: describe returned %s %s; the object does not exist or the integration "
-                "user cannot see it. Remove it from the org's objects or grant access",
-                exc.status,
-                exc.code,
+            return None, (
+                f"{obj.name} was skipped: describe returned {exc.status} {exc.code or ''} for org "
+                f"{org.name!r}, so the object does not exist or the integration user cannot see "
+                f"it. Remove it from the org's objects or grant the user access"
             )
-            return None
         raise
     if not describe.get("queryable", False):
-        olog.warning(
-            "skipped: describe reports queryable=false for the integration user; remove it from "
-            "the org's objects"
+        return None, (
+            f"{obj.name} was skipped: describe reports queryable=false for the integration user "
+            f"of org {org.name!r}. Remove it from the org's objects"
         )
-        return None
-    return describe
+    return describe, ""
 
 
 def _plan(

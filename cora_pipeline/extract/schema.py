@@ -2,7 +2,7 @@
 
 | describe ``type`` | Arrow type | why |
 | --- | --- | --- |
-| id, reference, string, textarea, picklist, multipicklist, combobox, email, phone, url, encryptedstring, anyType, time | ``string`` | text; a multipicklist stays ``a;b`` as Salesforce sends it; ``time`` arrives as ``HH:mm:ss.SSSZ`` |
+| id, reference, masterrecord, string, textarea, picklist, multipicklist, combobox, email, phone, url, encryptedstring, datacategorygroupreference, anyType, time | ``string`` | text; a multipicklist stays ``a;b`` as Salesforce sends it; ``time`` arrives as ``HH:mm:ss.SSSZ``; ``anyType`` values (History ``OldValue``) are kept as their JSON text form |
 | boolean | ``bool`` | |
 | int, long | ``int64`` | ``int`` holds at most 18 digits in Salesforce, so 64 bits always fit |
 | double, currency, percent | ``decimal128(precision, scale)`` when precision is 1..38, else ``float64`` | keeps the value Salesforce stores exactly, so ``1`` and ``1.0`` compare equal and large values do not round |
@@ -14,7 +14,8 @@ Fields skipped on purpose:
 - ``address`` and ``location`` compound fields: their component fields (``BillingStreet``,
   ``BillingCity`` ...) are extracted instead, so each part is a column that can be diffed and filtered.
 - ``base64``: a query returns a URL to the blob, not its content, and one blob costs one API call.
-- Types the REST query cannot return as a value (``complexvalue``, ``json`` ...).
+- Types the REST query cannot return as a flat value (``complexvalue``, ``json``, ``byte`` and any
+  type this table does not list).
 """
 
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ TEXT_TYPES = frozenset(
     {
         "id",
         "reference",
+        "masterrecord",
         "string",
         "textarea",
         "picklist",
@@ -37,6 +39,7 @@ TEXT_TYPES = frozenset(
         "phone",
         "url",
         "encryptedstring",
+        "datacategorygroupreference",
         "anyType",
         "time",
     }
