@@ -117,15 +117,16 @@ def connect_overrides(args: argparse.Namespace, org_config: OrgConfig) -> OrgCon
 
 def run_connect(args: argparse.Namespace, settings: Settings) -> int:
     org_config = connect_overrides(args, settings.org(args.org))
+    standard_hosts = (PRODUCTION_LOGIN_URL, SANDBOX_LOGIN_URL)
+    if org_config.flow == "client_credentials" and org_config.login_url in standard_hosts:
+        raise ConfigError(
+            f"org {org_config.name!r}: the client credentials flow works only on the org's "
+            f"My Domain host; pass --login-url https://<MyDomain>.my.salesforce.com"
+        )
     store = ConnectionStore.open(settings, create_key=True)
     if org_config.flow == "jwt":
         record = connect_jwt(org_config, store)
     elif org_config.flow == "client_credentials":
-        if org_config.login_url in (PRODUCTION_LOGIN_URL, SANDBOX_LOGIN_URL):
-            raise ConfigError(
-                f"org {org_config.name!r}: the client credentials flow works only on the org's "
-                f"My Domain host; pass --login-url https://<MyDomain>.my.salesforce.com"
-            )
         record = connect_client_credentials(org_config, store)
     else:
         record = connect_web_server(

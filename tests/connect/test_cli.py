@@ -233,3 +233,63 @@ def test_status_reports_unreadable_file_per_org(
 
     assert "org 'acme': the vault file cannot be read" in out
     assert "org 'beta': not connected" in out
+
+
+def test_connect_with_jwt_flow_options(
+    config: Path, salesforce: Salesforce, capsys: pytest.CaptureFixture[str]
+) -> None:
+    emu = salesforce.emu
+    capsys.readouterr()
+
+    status = cora(
+        config,
+        "connect",
+        "acme",
+        "--flow",
+        "jwt",
+        "--username",
+        emu.production.admin_username,
+        "--private-key-file",
+        emu.jwt_private_key_file,
+    )
+
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "jwt" in out
+    assert emu.production.admin_username in out
+
+
+def test_client_credentials_on_login_host_is_rejected(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = cora(
+        config,
+        "connect",
+        "acme",
+        "--flow",
+        "client-credentials",
+        "--login-url",
+        "https://login.salesforce.com",
+    )
+
+    assert status != 0
+    assert "My Domain" in capsys.readouterr().err
+
+
+def test_client_credentials_on_my_domain_connects_from_cli(
+    config: Path, salesforce: Salesforce, capsys: pytest.CaptureFixture[str]
+) -> None:
+    emu = salesforce.emu
+
+    status = cora(
+        config,
+        "connect",
+        "acme",
+        "--flow",
+        "client-credentials",
+        "--login-url",
+        emu.production.instance_url,
+    )
+
+    assert status == 0
+    assert emu.production.integration_username in capsys.readouterr().out
