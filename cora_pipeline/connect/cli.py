@@ -19,6 +19,7 @@ from cora_pipeline.config import (
 )
 from cora_pipeline.connect.authorize import connect_client_credentials, connect_jwt, disconnect
 from cora_pipeline.connect.loopback import connect_web_server
+from cora_pipeline.connect.oauth import sandbox_for_login_url
 from cora_pipeline.connect.store import ConnectionRecord, ConnectionStore
 from cora_pipeline.connect.vault import GENERATE_KEY_COMMAND, KEY_ENV, NEW_KEY_ENV, parse_keys
 from cora_pipeline.errors import ConfigError, NotConnectedError, VaultError
@@ -39,13 +40,13 @@ def _print(text: str = "") -> None:
 
 def add_connect_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("org", help="org name from the configuration file")
-    host = parser.add_mutually_exclusive_group()
-    host.add_argument(
+    parser.add_argument(
         "--sandbox",
         action="store_true",
-        help=f"log in at {SANDBOX_LOGIN_URL} and expect a Sandbox org",
+        help=f"expect a Sandbox org; log in at {SANDBOX_LOGIN_URL} unless --login-url or the "
+        f"configuration names a My Domain host",
     )
-    host.add_argument(
+    parser.add_argument(
         "--login-url",
         metavar="URL",
         help="log in at this host instead, such as the org's My Domain "
@@ -87,21 +88,24 @@ def add_connect_arguments(parser: argparse.ArgumentParser) -> None:
 def connect_overrides(args: argparse.Namespace, org_config: OrgConfig) -> OrgConfig:
     """Apply ``--sandbox``, ``--login-url``, ``--flow``, ``--port`` and the JWT options."""
     changes: dict[str, Any] = {}
-    if getattr(args, "sandbox", False):
-        changes["is_sandbox"] = True
-        if org_config.login_url in (PRODUCTION_LOGIN_URL, SANDBOX_LOGIN_URL):
-            changes["login_url"] = SANDBOX_LOGIN_URL
+    sandbox_flag = bool(getattr(args, "sandbox", False))
     if getattr(args, "login_url", None):
         login_url = args.login_url.rstrip("/")
         if not login_url.startswith("https://"):
             raise ConfigError(f"--login-url {args.login_url!r} must start with https://")
+        implied = sandbox_for_login_url(login_url)
+        if sandbox_flag and implied is False:
+            raise ConfigError(
+                f"--sandbox contradicts --login-url {login_url}, the Production login host; "
+                f"use {SANDBOX_LOGIN_URL} or the Sandbox's My Domain"
+            )
         changes["login_url"] = login_url
-        if login_url == SANDBOX_LOGIN_URL:
-            changes["is_sandbox"] = True
-        elif login_url == PRODUCTION_LOGIN_URL:
-            changes["is_sandbox"] = False
-        elif ".sandbox.my.salesforce.com" in login_url:
-            changes["is_sandbox"] = True
+        if implied is not None:
+            changes["is_sandbox"] = implied
+    elif sandbox_flag and org_config.login_url in (PRODUCTION_LOGIN_URL, SANDBOX_LOGIN_URL):
+        changes["login_url"] = SANDBOX_LOGIN_URL
+    if sandbox_flag:
+        changes["is_sandbox"] = True
     if getattr(args, "flow", None):
         changes["flow"] = FLOW_CHOICES[args.flow]
     if getattr(args, "port", None) is not None:

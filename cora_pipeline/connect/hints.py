@@ -70,6 +70,23 @@ def explain(error: str | None, description: str | None, *, redirect_uri: str | N
             "for Production, https://test.salesforce.com for a Sandbox."
         )
 
+    if "expired authorization code" in text or "invalid authorization code" in text:
+        return (
+            "The authorization code expired (after 15 minutes) or was already used; start the "
+            "connection again. For the JWT bearer flow this also means the machine's clock is "
+            "off: synchronize it."
+        )
+    if "invalid assertion" in text:
+        return (
+            "Salesforce could not verify the JWT: upload the certificate that matches "
+            "private_key_file to the connected app (Use digital signatures) and check that "
+            "the username exists in this org."
+        )
+    if "ip restricted" in text or "login hours" in text:
+        return (
+            "The user's profile restricts login IP ranges or hours; relax them for this user "
+            "or set the connected app's IP Relaxation policy."
+        )
     if error == "inactive_user" or "inactive user" in text:
         return "The Salesforce user is inactive; connect as an active user."
     if error == "inactive_org":

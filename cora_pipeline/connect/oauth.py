@@ -19,7 +19,7 @@ import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.requests_client import OAuth2Session
 
-from cora_pipeline.config import OrgConfig
+from cora_pipeline.config import PRODUCTION_LOGIN_URL, SANDBOX_LOGIN_URL, OrgConfig
 from cora_pipeline.connect.hints import authorization_error
 from cora_pipeline.connect.redaction import register_secret
 from cora_pipeline.errors import (
@@ -51,6 +51,20 @@ def endpoint(login_url: str, path: str) -> str:
             f"login host, such as https://login.salesforce.com"
         )
     return login_url.rstrip("/") + path
+
+
+def sandbox_for_login_url(login_url: str) -> bool | None:
+    """Return whether a login host implies a Sandbox org, or None when the host does not tell.
+
+    test.salesforce.com and Sandbox My Domains (``*.sandbox.my.salesforce.com``) serve Sandboxes,
+    login.salesforce.com serves Production orgs, and other My Domain hosts may serve either.
+    """
+    host = urlsplit(login_url).hostname or ""
+    if login_url.rstrip("/") == SANDBOX_LOGIN_URL or host.endswith(".sandbox.my.salesforce.com"):
+        return True
+    if login_url.rstrip("/") == PRODUCTION_LOGIN_URL:
+        return False
+    return None
 
 
 def verify_option(org_config: OrgConfig) -> str | bool:

@@ -48,9 +48,12 @@ def reauthorization_command(org_config: OrgConfig, record: ConnectionRecord | No
     """Return the command that connects the org again the way it was connected."""
     parts = ["cora", "connect", org_config.name]
     if record is not None:
+        is_sandbox = org_config.is_sandbox
         if record.login_url != org_config.login_url:
             parts += ["--login-url", record.login_url]
-        elif record.is_sandbox and not org_config.is_sandbox:
+            implied = oauth.sandbox_for_login_url(record.login_url)
+            is_sandbox = is_sandbox if implied is None else implied
+        if record.is_sandbox and not is_sandbox:
             parts.append("--sandbox")
         flow = record.flow
         if flow != org_config.flow:

@@ -276,3 +276,69 @@ def test_authorize_error_page_html_is_explained() -> None:
     with pytest.raises(AuthorizationError, match="Approve Uninstalled Connected Apps"):
         check_authorize_page(html)
     check_authorize_page("<p>Allow Access?</p>")
+
+
+def test_sandbox_flag_keeps_my_domain_host() -> None:
+    my_domain = OrgConfig(
+        name="acme", login_url="https://acme.my.salesforce.com", is_sandbox=False, client_id="x"
+    )
+
+    changed = connect_overrides(parse_connect("--sandbox"), my_domain)
+
+    assert changed.login_url == "https://acme.my.salesforce.com"
+    assert changed.is_sandbox is True
+
+
+def test_sandbox_my_domain_implies_sandbox() -> None:
+    url = "https://acme--uat.sandbox.my.salesforce.com"
+
+    changed = connect_overrides(parse_connect("--login-url", url), ORG)
+
+    assert changed.login_url == url
+    assert changed.is_sandbox is True
+
+
+def test_sandbox_flag_with_production_host_is_rejected() -> None:
+    argv = ("--sandbox", "--login-url", "https://login.salesforce.com")
+
+    with pytest.raises(ConfigError, match="contradicts"):
+        connect_overrides(parse_connect(*argv), ORG)
+
+
+def test_reauthorization_command_keeps_sandbox_my_domain() -> None:
+    record = ConnectionRecord(
+        org="acme",
+        org_id="00DXX0000001abcEAA",
+        org_name="Acme UAT",
+        user_id="005XX000001XyZaAAK",
+        username="admin@acme.example.uat",
+        connected_at="2026-12-04T10:00:00+00:00",
+        is_sandbox=True,
+        login_url="https://acme-uat.my.salesforce.com",
+        instance_url="https://acme-uat.my.salesforce.com",
+        scopes=("api",),
+        flow="web_server",
+    )
+
+    command = reauthorization_command(ORG, record)
+
+    assert command == "cora connect acme --login-url https://acme-uat.my.salesforce.com --sandbox"
+    args = parse_connect(*command.split()[3:])
+    changed = connect_overrides(args, ORG)
+    assert changed.login_url == record.login_url
+    assert changed.is_sandbox is True
+
+
+@pytest.mark.parametrize(
+    ("description", "expected"),
+    [
+        ("expired authorization code", "start the connection again"),
+        ("invalid assertion", "certificate"),
+        ("IP restricted or invalid login hours", "IP Relaxation"),
+        ("inactive user", "inactive"),
+        ("request not supported on this domain", "My Domain"),
+        ("audience is invalid", "audience"),
+    ],
+)
+def test_invalid_grant_descriptions_are_explained(description: str, expected: str) -> None:
+    assert expected in explain("invalid_grant", description)
