@@ -310,3 +310,31 @@ def test_expiry_in_middle_of_paging_resumes(
 def test_current_without_connection_raises(salesforce: Salesforce, store: ConnectionStore) -> None:
     with pytest.raises(NotConnectedError, match="cora connect acme"):
         TokenManager(salesforce.org_config(), store).current()
+
+
+def test_rest_client_refreshes_between_pages(
+    start_emulator: StartEmulator, store: ConnectionStore
+) -> None:
+    from cora_pipeline.salesforce.client import SalesforceClient
+
+    salesforce = start_emulator(
+        access_token_lifetime=LIFETIME,
+        rotate_refresh_tokens=True,
+        sizes={"Account": 450, "Contact": 1, "Opportunity": 1, "Case": 1, "Invoice__c": 1},
+    )
+    manager = connect(salesforce, store)
+    first_token = manager.current()
+    client = SalesforceClient(manager.org_config, manager)
+    ids: list[str] = []
+    try:
+        pages = client.query_pages("SELECT Id FROM Account", sobject="Account", batch_size=200)
+        for number, page in enumerate(pages, start=1):
+            ids += [record["Id"] for record in page]
+            if number == 1:
+                expire_access_tokens(salesforce)
+    finally:
+        client.close()
+
+    assert len(ids) == 450
+    assert len(set(ids)) == 450
+    assert manager.current().access_token != first_token.access_token
