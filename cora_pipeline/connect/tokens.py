@@ -9,6 +9,7 @@ token, which Salesforce rejects the second time when refresh-token rotation is o
 """
 
 import logging
+import shlex
 from dataclasses import dataclass, replace
 
 from cora_pipeline.config import OrgConfig
@@ -58,7 +59,11 @@ def reauthorization_command(org_config: OrgConfig, record: ConnectionRecord | No
         flow = record.flow
         if flow != org_config.flow:
             parts += ["--flow", flow.replace("_", "-")]
-    return " ".join(parts)
+        if flow == "jwt" and record.username != org_config.username:
+            parts += ["--username", record.username]
+        if flow == "jwt" and record.private_key_file not in (None, org_config.private_key_file):
+            parts += ["--private-key-file", str(record.private_key_file)]
+    return shlex.join(parts)
 
 
 class TokenManager:

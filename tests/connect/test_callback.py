@@ -249,12 +249,13 @@ def test_reauthorization_command_repeats_how_org_was_connected() -> None:
         instance_url="https://acme.my.salesforce.com",
         scopes=("api",),
         flow="jwt",
+        private_key_file="/etc/cora/acme.pem",
     )
 
     assert reauthorization_command(ORG) == "cora connect acme"
-    assert (
-        reauthorization_command(ORG, record)
-        == "cora connect acme --login-url https://acme.my.salesforce.com --flow jwt"
+    assert reauthorization_command(ORG, record) == (
+        "cora connect acme --login-url https://acme.my.salesforce.com --flow jwt "
+        "--username admin@acme.example --private-key-file /etc/cora/acme.pem"
     )
 
 
