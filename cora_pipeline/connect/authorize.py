@@ -6,10 +6,11 @@ differs from the org already connected under that name. Then it stores the recor
 These functions print nothing and read no input, so the command line and the web page share them.
 """
 
+import hmac
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, urlsplit
 
 from cora_pipeline.config import OrgConfig
@@ -106,6 +107,8 @@ def complete_authorization(
         raise AuthorizationError(
             f"this authorization was started for org {pending.org!r}, not {org_config.name!r}"
         )
+    # The login host and the expected org kind are those the authorization started with.
+    org_config = replace(org_config, login_url=pending.login_url, is_sandbox=pending.is_sandbox)
     params = parse_callback(callback_url)
     if "error" in params or "RemoteAccessErrorPage" in callback_url:
         error = params.get("error") or "OAUTH_APPROVAL_ERROR_GENERIC"
@@ -115,7 +118,7 @@ def complete_authorization(
             params.get("error_description"),
             redirect_uri=pending.redirect_uri,
         )
-    if params.get("state") != pending.state:
+    if not hmac.compare_digest(params.get("state", ""), pending.state):
         raise AuthorizationError(
             f"the callback for org {org_config.name!r} has state {params.get('state')!r}, "
             f"which does not match the authorization this process started",
