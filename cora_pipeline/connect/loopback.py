@@ -167,7 +167,7 @@ def connect_web_server(
         callback_url = server.wait(timeout)
     if callback_url is None:
         raise AuthorizationError(
-            f"no OAuth callback reached {redirect_uri} within {timeout:.0f} s",
+            f"timed out after {timeout:.0f} s waiting for the OAuth callback on {redirect_uri}",
             error="timeout",
             hint=(
                 "If Salesforce showed an error page instead of redirecting: with "

@@ -181,7 +181,7 @@ def test_web_server_flow_times_out_with_hint(store: ConnectionStore) -> None:
         connect_web_server(org, store, browser=opened.append, timeout=0.2)
 
     assert len(opened) == 1
-    assert "within 0 s" in str(caught.value)
+    assert "timed out after 0 s waiting for the OAuth callback" in str(caught.value)
     assert "OAUTH_APPROVAL_ERROR_GENERIC" in str(caught.value)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", org.callback_port))  # the server released the port
