@@ -12,10 +12,8 @@ import dagster as dg
 
 from cora_pipeline.config import Settings
 from cora_pipeline.errors import ConfigError
-from cora_pipeline.orchestration.assets import extract_key, warehouse_key
-from cora_pipeline.orchestration.definitions import build_definitions, job_name
-
-FULL_REFRESH_TAG = "cora/full_refresh"
+from cora_pipeline.orchestration.definitions import build_definitions
+from cora_pipeline.orchestration.keys import FULL_REFRESH_TAG, extract_key, job_name, warehouse_key
 
 
 @dataclass
