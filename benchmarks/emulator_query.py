@@ -1,23 +1,27 @@
 """Measure how many query-result records per second the emulator serves to simple-salesforce.
 
-Starts an emulator on 127.0.0.1 with a seeded org, connects through the real OAuth flow
-(auto-approve), then pages through ``SELECT <fields> FROM <object>`` with ``query_all_iter``
-and prints records per second. Example:
+Runs ``cora emulator`` in a child process (so the server and this client do not share one
+interpreter lock), connects through the OAuth web-server flow with PKCE (auto-approve), then
+pages through ``SELECT <fields> FROM <object>`` with ``query_all_iter`` and prints records per
+second. Example:
 
-    /work/venv/bin/python benchmarks/emulator_query.py --records 200000 --object Contact
+    /work/venv/bin/python benchmarks/emulator_query.py --records 1000000 --object Contact
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 
 import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 from simple_salesforce import Salesforce
-
-from cora_pipeline.emulator import Emulator, EmulatorSettings
 
 CALLBACK = "http://127.0.0.1:1717/OauthRedirect"
 FIELDS = {
@@ -30,52 +34,98 @@ FIELDS = {
 }
 
 
+def _read_banner(process: subprocess.Popen[str]) -> dict[str, str]:
+    """Read the emulator's "Name: value" lines up to its "Serving" line."""
+    assert process.stdout is not None
+    banner: dict[str, str] = {}
+    for line in process.stdout:
+        if line.startswith("Serving"):
+            return banner
+        key, _, value = line.partition(":")
+        banner[key.strip()] = value.strip()
+    raise RuntimeError(f"cora emulator exited with status {process.wait()} before serving")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000, help="records to seed and read")
     parser.add_argument("--object", choices=sorted(FIELDS), default="Contact")
     args = parser.parse_args()
 
-    sizes = {"Account": min(args.records, 1000), args.object: args.records}
-    started = time.perf_counter()
-    settings = EmulatorSettings(seed=1, sizes=sizes, auto_approve=True)
-    with Emulator(settings) as emulator:
-        print(
-            f"seeded {args.records} {args.object} records in {time.perf_counter() - started:.1f} s"
-        )
-        session = requests.Session()
-        session.verify = emulator.ca_file
-        session.trust_env = False
-        client = OAuth2Session(
-            emulator.client_id,
-            emulator.client_secret,
-            scope="api",
-            redirect_uri=CALLBACK,
-            code_challenge_method="S256",
-        )
-        client.verify = emulator.ca_file
-        client.trust_env = False
-        verifier = generate_token(48)
-        url, _ = client.create_authorization_url(
-            f"{emulator.login_url}/services/oauth2/authorize", code_verifier=verifier
-        )
-        location = session.get(url, allow_redirects=False).headers["Location"]
-        token = client.fetch_token(
-            f"{emulator.login_url}/services/oauth2/token",
-            authorization_response=location,
-            code_verifier=verifier,
-        )
-        sf = Salesforce(
-            instance_url=token["instance_url"], session_id=token["access_token"], session=session
-        )
-        soql = f"SELECT {FIELDS[args.object]} FROM {args.object}"  # noqa: S608
+    sizes = f"Account={min(args.records, 1000)},{args.object}={args.records}"
+    with tempfile.TemporaryDirectory(prefix="emulator-bench-") as data_dir:
         started = time.perf_counter()
-        count = sum(1 for _ in sf.query_all_iter(soql))
-        elapsed = time.perf_counter() - started
-        print(
-            f"read {count} records in {elapsed:.2f} s: {count / elapsed:,.0f} records/s "
-            f"(client and server in one process)"
+        process = subprocess.Popen(  # noqa: S603 - fixed arguments, this interpreter
+            [
+                sys.executable,
+                "-m",
+                "cora_pipeline.emulator.cli",
+                "--seed",
+                "1",
+                "--sizes",
+                sizes,
+                "--sandbox-sizes",
+                "Account=0,Contact=0,Opportunity=0,Case=0,Invoice__c=0",
+                "--auto-approve",
+                "--callback-url",
+                CALLBACK,
+                "--data-dir",
+                data_dir,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
+        try:
+            banner = _read_banner(process)
+            print(
+                f"seeded {args.records} {args.object} records in "
+                f"{time.perf_counter() - started:.1f} s"
+            )
+            count, elapsed = _read_all(banner, args.object)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+            if process.stdout is not None:
+                process.stdout.close()
+    print(
+        f"read {count} {args.object} records in {elapsed:.2f} s: "
+        f"{count / elapsed:,.0f} records/s (server in a child process, {os.cpu_count()} CPUs)"
+    )
+
+
+def _read_all(banner: dict[str, str], object_name: str) -> tuple[int, float]:
+    login_url = banner["Login URL"]
+    session = requests.Session()
+    session.verify = banner["CA file to trust"]
+    # REQUESTS_CA_BUNDLE in the environment would otherwise replace the emulator's CA.
+    session.trust_env = False
+    client = OAuth2Session(
+        banner["Client id"],
+        banner["Client secret"],
+        scope="api",
+        redirect_uri=CALLBACK,
+        code_challenge_method="S256",
+    )
+    client.verify = session.verify
+    client.trust_env = False
+    verifier = generate_token(48)
+    url, _ = client.create_authorization_url(
+        f"{login_url}/services/oauth2/authorize", code_verifier=verifier
+    )
+    location = session.get(url, allow_redirects=False).headers["Location"]
+    token = client.fetch_token(
+        f"{login_url}/services/oauth2/token",
+        authorization_response=location,
+        code_verifier=verifier,
+    )
+    sf = Salesforce(
+        instance_url=token["instance_url"], session_id=token["access_token"], session=session
+    )
+    soql = f"SELECT {FIELDS[object_name]} FROM {object_name}"  # noqa: S608
+    started = time.perf_counter()
+    count = sum(1 for _ in sf.query_all_iter(soql))
+    return count, time.perf_counter() - started
 
 
 if __name__ == "__main__":

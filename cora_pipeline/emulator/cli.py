@@ -33,6 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=dict(DEFAULT_SIZES),
         help="records per object, e.g. Account=1000,Contact=5000 (others keep their defaults)",
     )
+    parser.add_argument(
+        "--sandbox-sizes",
+        type=_sizes,
+        default=None,
+        help="records per object in the sandbox org (default: the same as --sizes)",
+    )
     for role, help_text in (
         ("login", "production login host"),
         ("sandbox-login", "sandbox login host"),
@@ -87,6 +93,7 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
     settings = EmulatorSettings(
         seed=args.seed,
         sizes=args.sizes,
+        sandbox_sizes=args.sandbox_sizes,
         daily_api_limit=args.daily_api_limit,
         access_token_lifetime=args.token_lifetime,
         auto_approve=args.auto_approve,

@@ -45,6 +45,8 @@ class EmulatorSettings:
 
     seed: int = 7
     sizes: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SIZES))
+    # Records per object in the sandbox org; None = the same as ``sizes``.
+    sandbox_sizes: dict[str, int] | None = None
     daily_api_limit: int = 15_000  # per org, rolling 24 hours
     access_token_lifetime: float | None = None  # seconds of org time; None = never expires
     rotate_refresh_tokens: bool = False
@@ -113,8 +115,11 @@ class Emulator:
 
             load_state(self, Path(self.settings.state_file))
         else:
-            for org in self.orgs:
-                seed_org(org, seed, self.settings.sizes)
+            seed_org(self.production, seed, self.settings.sizes)
+            sandbox_sizes = self.settings.sandbox_sizes
+            seed_org(
+                self.sandbox, seed, self.settings.sizes if sandbox_sizes is None else sandbox_sizes
+            )
 
     # ---- construction
 

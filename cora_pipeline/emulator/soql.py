@@ -978,7 +978,8 @@ class _Node:
     """Output plan of one record level: scalar fields and nested parent relationships."""
 
     object_name: str
-    entries: list[tuple[str, Any]] = field(default_factory=list)  # (key, Getter | _Relation)
+    # (output key, stored field name | Getter | _Relation), in SELECT order.
+    entries: list[tuple[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -1023,8 +1024,13 @@ class CompiledQuery:
                     path.position,
                     "MALFORMED_QUERY",
                 )
-            leaf = _Resolved([], resolved.field, resolved.object_name)
-            node.entries.append((resolved.field.name, compiler.value_getter(leaf)))
+            definition = resolved.field
+            if definition.calculated or definition.is_compound:
+                leaf = _Resolved([], definition, resolved.object_name)
+                node.entries.append((definition.name, compiler.value_getter(leaf)))
+            else:
+                # A stored field is read by name, the fastest path when pages are serialized.
+                node.entries.append((definition.name, definition.name))
         return root
 
     def select(self) -> list[Record]:
@@ -1052,14 +1058,17 @@ class CompiledQuery:
 
 
 def _project(node: _Node, record: Record, version: str) -> dict[str, Any]:
+    object_name = node.object_name
     out: dict[str, Any] = {
         "attributes": {
-            "type": node.object_name,
-            "url": f"/services/data/v{version}/sobjects/{node.object_name}/{record['Id']}",
+            "type": object_name,
+            "url": f"/services/data/v{version}/sobjects/{object_name}/{record['Id']}",
         }
     }
     for key, entry in node.entries:
-        if isinstance(entry, _Relation):
+        if entry.__class__ is str:
+            out[key] = record.get(entry)
+        elif entry.__class__ is _Relation:
             parent = entry.table.get(record.get(entry.reference_name) or "")
             out[key] = None if parent is None else _project(entry.node, parent, version)
         else:
