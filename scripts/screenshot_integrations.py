@@ -1,8 +1,9 @@
 """Save screenshots of the signed-in Integrations page, against the bundled emulator.
 
-The script starts the Salesforce emulator and ``cora web`` on 127.0.0.1, signs in with Chromium,
-connects the emulator's Production org, syncs it twice through Dagster (with edits in between, so
-the cards show change counts), denies consent once for the Sandbox org, then connects it, and saves:
+The script starts the Salesforce emulator and ``cora web`` on 127.0.0.1 and signs in with Chromium.
+It connects the emulator's Production org and syncs it twice through Dagster, with edits in between
+so that the cards show change counts. It denies consent once for the Sandbox org, then connects it.
+It saves:
 
 - ``signin.png``: the sign-in page
 - ``denied.png``: the Sandbox card after the administrator clicked Deny
@@ -66,7 +67,7 @@ def write_config(data_root: Path, emu: Emulator) -> Settings:
         "orgs": {
             "acme": {"environment": "production", "login_url": emu.login_url, **common},
             "acme_uat": {"environment": "sandbox", "login_url": emu.sandbox_login_url, **common},
-            # Never connected: a card as a new customer first sees it.
+            # Never connected: the card a new customer starts from.
             "globex": {"environment": "production", "client_id": emu.client_id},
         },
     }

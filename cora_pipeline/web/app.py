@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cora_pipeline.config import OrgConfig, Settings
 from cora_pipeline.connect import (
     ConnectionStore,
+    DisconnectResult,
     begin_authorization,
     complete_authorization,
     disconnect,
@@ -64,7 +65,7 @@ CSRF_FIELD = "csrf_token"
 MAX_FORM_BYTES = 16 * 1024
 
 SECURITY_HEADERS = {
-    # form-action must allow https: because Connect answers its POST with a redirect to the
+    # form-action must allow https: because Connect responds to its POST with a redirect to the
     # Salesforce login host, and Chromium applies form-action to redirects after a form submission.
     "content-security-policy": (
         "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self' https:; "
@@ -81,7 +82,7 @@ SECURITY_HEADERS = {
 
 @dataclass
 class WebContext:
-    """What every request handler needs: configuration, vault access and sessions."""
+    """Configuration, operator accounts and sessions, shared by every request handler."""
 
     settings: Settings
     operators: OperatorStore
@@ -283,9 +284,10 @@ def require_operator(request: Request) -> Session:
 
 
 def same_origin(request: Request) -> bool:
-    """False when the browser says the request came from another site.
+    """Return False when the request's ``Origin`` header names another site.
 
-    Browsers send ``Origin`` on cross-site POSTs; a missing header is left to the CSRF token.
+    Browsers send ``Origin`` on cross-site POSTs. A request without the header is judged by its
+    CSRF token alone.
     """
     origin = request.headers.get("origin")
     if origin is None:
@@ -541,32 +543,17 @@ async def connect(request: Request) -> Response:
 async def oauth_callback(request: Request) -> Response:
     """Finish the flow Salesforce redirected back from, for an authorization this session began."""
     session = require_operator(request)
-    context = web(request)
     state = request.query_params.get("state")
     pending = session.pending.pop(state, None) if state else None
     if pending is None:
-        log.warning(
-            "rejected an OAuth callback from %s for operator %r: its state was not started in "
-            "this session",
-            client_address(request),
-            session.operator,
-        )
-        return render(
-            request,
-            "error.html",
-            session,
-            status_code=400,
-            title="This Salesforce response was not expected",
-            message="The response from Salesforce does not belong to a connection started in "
-            "this browser session, so it was ignored and nothing was stored. Start the "
-            "connection again from the Salesforce card.",
-        )
-    org = context.settings.orgs.get(pending.org)
+        return reject_foreign_callback(request, session)
+
+    org = web(request).settings.orgs.get(pending.org)
     if org is None:
         raise HTTPException(status_code=404, detail=f"Org {pending.org!r} is no longer configured.")
     flow_org = dataclasses.replace(org, login_url=pending.login_url, is_sandbox=pending.is_sandbox)
     try:
-        store = await run_in_threadpool(ConnectionStore.open, context.settings, True)
+        store = await run_in_threadpool(ConnectionStore.open, web(request).settings, True)
         record = await run_in_threadpool(
             complete_authorization, flow_org, pending, str(request.url), store
         )
@@ -585,6 +572,7 @@ async def oauth_callback(request: Request) -> Response:
             "error", "The connection could not be completed", error_summary(exc)
         )
         return redirect(card_anchor(org.name))
+
     log.info(
         "operator %r connected org %s to %s (%s) as %s",
         session.operator,
@@ -599,6 +587,30 @@ async def oauth_callback(request: Request) -> Response:
         f"{record.org_name} ({record.environment}) is connected as {record.username}.",
     )
     return redirect(card_anchor(org.name))
+
+
+def reject_foreign_callback(request: Request, session: Session) -> Response:
+    """Reject a callback whose ``state`` this session never started, or already used, with 400.
+
+    Nothing is exchanged or stored: the code may belong to another operator's login, planted
+    through a link (login CSRF), or be a replay of a spent callback.
+    """
+    log.warning(
+        "rejected an OAuth callback from %s for operator %r: its state was not started in "
+        "this session",
+        client_address(request),
+        session.operator,
+    )
+    return render(
+        request,
+        "error.html",
+        session,
+        status_code=400,
+        title="This Salesforce response was not expected",
+        message="The response from Salesforce does not belong to a connection started in "
+        "this browser session, so it was ignored and nothing was stored. Start the "
+        "connection again from the Salesforce card.",
+    )
 
 
 # -- Reconnect and Disconnect ----------------------------------------------------------------------
@@ -686,20 +698,22 @@ async def disconnect_submit(request: Request) -> Response:
         result.record.org_id,
         result.revoked,
     )
+    session.notices[org.name] = disconnect_notice(result)
+    return redirect(card_anchor(org.name))
+
+
+def disconnect_notice(result: DisconnectResult) -> Notice:
     if result.revoked:
-        notice = Notice(
+        return Notice(
             "success",
             "Disconnected",
             f"The token for {result.record.org_name} was revoked at Salesforce and deleted here.",
         )
-    else:
-        notice = Notice(
-            "info",
-            "Deleted here, not revoked at Salesforce",
-            f"The connection was deleted, but Salesforce did not revoke its token "
-            f"({result.revoke_error}).",
-            "Revoke it in Salesforce: Setup > Connected Apps OAuth Usage, find the connected "
-            "app, click Revoke for the user.",
-        )
-    session.notices[org.name] = notice
-    return redirect(card_anchor(org.name))
+    return Notice(
+        "info",
+        "Deleted here, not revoked at Salesforce",
+        f"The connection was deleted, but Salesforce did not revoke its token "
+        f"({result.revoke_error}).",
+        "Revoke it in Salesforce: Setup > Connected Apps OAuth Usage, find the connected "
+        "app, click Revoke for the user.",
+    )

@@ -3,7 +3,7 @@
 Connection details come from the vault (records only, never tokens). API usage and sync history come
 from the DuckDB warehouse, opened read-only for each page view. The pipeline's writer holds an
 exclusive lock on ``warehouse.duckdb`` while it applies an extract, so the analyst catalog
-``analyst.duckdb`` is read instead while the lock is held; when neither opens, the card says so.
+``analyst.duckdb`` is read instead while the lock is held. When neither opens, the card shows why.
 """
 
 import logging
@@ -32,8 +32,7 @@ STATUS_LABELS: dict[CardStatus, str] = {
     "needs_reauthorization": "Needs re-authorization",
     "budget_exhausted": "API budget exhausted",
 }
-# Salesforce counts API requests over a rolling 24 hours, so a reading older than that says
-# nothing about today's usage.
+# Salesforce counts API requests over a rolling 24 hours, so an older reading is not today's usage.
 USAGE_WINDOW = timedelta(hours=24)
 # The extractor writes this status when it stopped because the org reached its API budget.
 STOPPED_BUDGET = "stopped_budget"

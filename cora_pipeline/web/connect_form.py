@@ -25,7 +25,7 @@ SANDBOX_MY_DOMAIN_SUFFIX = ".sandbox.my.salesforce.com"
 
 
 class ConnectFormError(ValueError):
-    """The Connect form was filled in wrongly; the message says which field and how to fix it."""
+    """The Connect form was filled in wrongly. The message names the field and the fix."""
 
 
 def default_environment(org: OrgConfig) -> Environment:
@@ -35,8 +35,8 @@ def default_environment(org: OrgConfig) -> Environment:
 def login_url_for(org: OrgConfig, environment: Environment) -> str:
     """Return the login host the flow uses for ``environment`` when no My Domain is entered.
 
-    A configured non-standard host (a My Domain, or the bundled emulator) is used for the
-    environment the configuration gives it; the other environment uses Salesforce's standard host.
+    A configured non-standard host (a My Domain, or the bundled emulator) serves the environment
+    the configuration gives it. The other environment uses Salesforce's standard login host.
     """
     is_sandbox = environment == "sandbox"
     if org.login_url not in STANDARD_LOGIN_URLS and org.is_sandbox == is_sandbox:
@@ -111,9 +111,9 @@ def error_summary(exc: Exception) -> str:
 def web_hint(exc: AuthorizationError, org: str) -> str | None:
     """Return the fix for ``exc`` in the page's terms.
 
-    The hints in :mod:`cora_pipeline.connect.hints` are shared with ``cora connect``; the few that
-    name a command or a command-line flag are replaced by the button or form field that does the
-    same here.
+    The hints in :mod:`cora_pipeline.connect.hints` are shared with ``cora connect``. Where a hint
+    names a command or a command-line flag, this returns the button or form field that does the
+    same on the page.
     """
     if isinstance(exc, ReauthorizationRequired):
         return (

@@ -200,7 +200,7 @@ class _FormFields(HTMLParser):
 def authorize_without_browser(
     authorize_url: str, emu: Emulator, *, username: str, password: str, action: str = "approve"
 ) -> str:
-    """Log in and answer the approval page at the emulator; return the callback URL it redirects
+    """Log in and click Allow or Deny at the emulator, then return the callback URL it redirects
     to, without visiting it."""
     base = re.match(r"^https://[^/]+", authorize_url)
     assert base is not None
