@@ -198,7 +198,7 @@ def extract_object(
     plan: _Plan | None = None
     try:
         if client.usage is None:
-            client.read_api_usage()
+            client.read_api_usage(obj.name)
         _check_budget(client, org)
         describe, reason = _describe(client, org, obj)
         if describe is None:
@@ -211,7 +211,9 @@ def extract_object(
         server_started = org_now()
         plan = _plan(describe, org, obj, data_root, previous, full, server_started, olog)
         result.mode = plan.mode
-        _extract(client, org, obj, data_root, plan, run_id, started, org_now, result, olog)
+        _extract(
+            client, org, obj, data_root, plan, run_id, started, org_now, result, olog, calls_before
+        )
     except APIBudgetExhausted as exc:
         fields = plan.fields if plan else (previous.fields if previous else [])
         return _stopped(
@@ -363,10 +365,10 @@ def _extract(
     org_now: Callable[[], datetime],
     result: ExtractResult,
     olog: ObjectLog,
+    calls_before: int,
 ) -> None:
     """Read the records (and deletes) of one run into one extract and commit it."""
     server_started = org_now()
-    calls_before = client.api_calls
     scope = QueryScope(
         client, org, obj.name, olog, lambda: _check_budget(client, org), result.count_page
     )

@@ -3,7 +3,11 @@
 Salesforce rejects a request whose URI and headers exceed 16,384 bytes (414 or 431), so a long field
 list is split into several SELECTs ("pieces"). Every piece repeats ``Id`` and the watermark field:
 the pieces are joined by ``Id``, and a record whose watermark differs between pieces (it changed
-while the pieces were read) or that is missing from a piece is read again by ``Id``. A record that
+while the pieces were read) or that is missing from a piece is read again by ``Id``.
+
+NOTE: SystemModstamp has whole seconds, so a record changed twice within one second, once before and
+once during the read of its pieces, can be joined from two versions. Its SystemModstamp is then
+inside the next incremental run's overlap window, so that run reads it again whole. A record that
 the ``Id`` read no longer finds was hard-deleted while it was being read; it is reported as vanished
 so the extract can list it as deleted.
 """

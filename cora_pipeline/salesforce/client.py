@@ -311,16 +311,17 @@ class SalesforceClient:
 
     # -- REST resources ---------------------------------------------------------------------
 
-    def limits(self) -> dict[str, Any]:
-        return self.call("limits", lambda sf: sf.limits())
+    def limits(self, sobject: str | None = None) -> dict[str, Any]:
+        """Call ``/limits``; ``sobject`` names the object whose extract needs it, for logs."""
+        return self.call("limits", lambda sf: sf.limits(), sobject=sobject)
 
-    def read_api_usage(self) -> ApiUsage:
+    def read_api_usage(self, sobject: str | None = None) -> ApiUsage:
         """Call ``/limits`` and set :attr:`usage` from its ``DailyApiRequests`` entry.
 
         ``/limits`` is accurate within about five minutes; the ``Sforce-Limit-Info`` header of
         every later response replaces what it reported.
         """
-        body = self.limits()
+        body = self.limits(sobject)
         daily = body.get("DailyApiRequests")
         if not isinstance(daily, dict) or "Max" not in daily or "Remaining" not in daily:
             raise SalesforceAPIError(

@@ -6,7 +6,9 @@ retry waits recorded instead of slept.
 """
 
 import dataclasses
-from collections.abc import Iterator
+import socket
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,19 +16,60 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+import requests
+import yaml
 
 from cora_pipeline.config import DEMO_ORG, ObjectConfig, OrgConfig, Settings, load_settings
-from cora_pipeline.demo import (
-    DEMO_SECRET_ENV,
-    follow_redirect_browser,
-    free_port,
-    write_demo_config,
-)
 from cora_pipeline.extract.extractor import ExtractResult, extract_object
 from cora_pipeline.extract.files import read_deleted, read_manifest, read_records
 from cora_pipeline.salesforce.client import RetryPolicy, SalesforceClient
 
 SIZES = {"Account": 12, "Contact": 12, "Opportunity": 6, "Case": 6, "Invoice__c": 10}
+SECRET_ENV = "CORA_EXTRACT_TEST_CLIENT_SECRET"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _browser(ca_file: str) -> Callable[[str], None]:
+    """Stand in for the administrator's browser: open the authorize URL, follow its redirect.
+
+    It runs in a thread because the loopback callback server waits for the redirect in this one.
+    """
+
+    def visit(url: str) -> None:
+        def go() -> None:
+            response = requests.get(url, verify=ca_file, allow_redirects=False, timeout=30)
+            location = response.headers.get("Location")
+            if response.status_code in (301, 302, 303) and location:
+                requests.get(location, timeout=30)
+
+        threading.Thread(target=go, name="extract-test-browser", daemon=True).start()
+
+    return visit
+
+
+def _write_config(data_root: Path, emu: Any, callback_port: int) -> Path:
+    config = {
+        "data_root": str(data_root),
+        "orgs": {
+            DEMO_ORG: {
+                "environment": "production",
+                "login_url": emu.login_url,
+                "client_id": emu.client_id,
+                "client_secret_env": SECRET_ENV,
+                "callback_port": callback_port,
+                "ca_file": str(emu.ca_file),
+                "formula_refresh_hours": 0,
+            }
+        },
+    }
+    path = data_root / "cora.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
 
 
 @dataclass
@@ -91,7 +134,7 @@ def _connected(
     from cora_pipeline.connect import ConnectionStore, connect_web_server
     from cora_pipeline.emulator import Emulator, EmulatorSettings
 
-    callback_port = free_port()
+    callback_port = _free_port()
     settings = EmulatorSettings(
         seed=5,
         sizes=dict(SIZES),
@@ -104,13 +147,13 @@ def _connected(
     data_root.mkdir()
     monkeypatch.delenv("CORA_VAULT_KEY", raising=False)
     with Emulator(settings) as emu:
-        monkeypatch.setenv(DEMO_SECRET_ENV, emu.client_secret)
-        cora_settings = load_settings(write_demo_config(data_root, emu, callback_port))
+        monkeypatch.setenv(SECRET_ENV, emu.client_secret)
+        cora_settings = load_settings(_write_config(data_root, emu, callback_port))
         store = ConnectionStore.open(cora_settings, create_key=True)
         connect_web_server(
             cora_settings.org(DEMO_ORG),
             store,
-            browser=follow_redirect_browser(str(emu.ca_file)),
+            browser=_browser(str(emu.ca_file)),
             output=lambda *_: None,
         )
         harness = Harness(emu, cora_settings, data_root, store)
