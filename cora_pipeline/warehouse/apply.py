@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 
 from cora_pipeline.extract.files import FieldInfo, Manifest
 from cora_pipeline.warehouse.sqltext import canonical_text, quote_ident, quote_literal
@@ -44,6 +45,20 @@ AUDIT_FIELDS = (
 )
 HISTORY_COLUMNS = ("valid_from", "valid_to", "is_deleted", "extract_id")
 CHANGE_STRUCT = "STRUCT(field VARCHAR, old VARCHAR, new VARCHAR, calculated BOOLEAN)[]"
+TEMP_TABLES = (
+    "x_deleted",
+    "x_absent",
+    "x_candidates",
+    "x_old",
+    "x_diff",
+    "x_gone",
+    "x_new_rows",
+    "x_versions",
+    "x_kept",
+)
+# Extracts up to this uncompressed size are decoded by pyarrow in memory, larger ones streamed by
+# DuckDB (see ExtractApplier._load_records).
+IN_MEMORY_PARQUET_BYTES = 1 << 30
 
 
 @dataclass
@@ -100,11 +115,24 @@ def parse_timestamp(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def fetch_row(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Any = None
+) -> tuple[Any, ...] | None:
+    """Return the first row of a query after reading its whole result.
+
+    DuckDB 2.0 rejects some calls (``register`` among them) while a result is partly fetched, which
+    ``fetchone`` leaves behind.
+    """
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    row = con.execute(
+    row = fetch_row(
+        con,
         "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
         [schema, table],
-    ).fetchone()
+    )
     return bool(row and row[0])
 
 
@@ -141,6 +169,8 @@ class ExtractApplier:
         self.sobject = manifest.object
         self.current = f"{quote_ident(self.org)}.{quote_ident(self.sobject)}"
         self.history = f"{quote_ident(self.org)}.{quote_ident(self.sobject + '_history')}"
+        self.row_hashes = f"cora_meta.{quote_ident(self.org + '.' + self.sobject)}"
+        self.registered = False
         self.detected_at = parse_timestamp(manifest.finished_at)
         self.fields_by_name = {f.name: f for f in manifest.fields}
         self.result = ApplyResult(
@@ -170,10 +200,26 @@ class ExtractApplier:
     # -- loading -----------------------------------------------------------------------------
 
     def _load_records(self) -> None:
-        path = quote_literal(str(self.extract_dir / "records.parquet"))
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE x_records AS SELECT * FROM read_parquet({path})"
+        """Expose ``records.parquet`` as the relation ``x_records``.
+
+        DuckDB reads one Parquet row group per thread, so a file of few large row groups reads on
+        one core; pyarrow decodes its columns in parallel instead. Files up to
+        ``IN_MEMORY_PARQUET_BYTES`` uncompressed are read into memory by pyarrow, larger ones are
+        streamed by DuckDB so memory stays bounded (and spills to disk past ``memory_limit``).
+        """
+        path = self.extract_dir / "records.parquet"
+        metadata = pq.ParquetFile(path).metadata
+        uncompressed = sum(
+            metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)
         )
+        if uncompressed <= IN_MEMORY_PARQUET_BYTES:
+            self.con.register("x_records", pq.read_table(path))
+            self.registered = True
+        else:
+            self.con.execute(
+                "CREATE OR REPLACE TEMP VIEW x_records AS "
+                f"SELECT * FROM read_parquet({quote_literal(str(path))})"
+            )
         self.new_types = column_types(self.con, "x_records")
         if "Id" not in self.new_types:
             raise ValueError(
@@ -192,7 +238,11 @@ class ExtractApplier:
             )
 
     def _drop_temp_tables(self) -> None:
-        for name in ("x_records", "x_deleted", "x_diff", "x_gone", "x_versions"):
+        if self.registered:
+            self.con.unregister("x_records")
+        else:
+            self.con.execute("DROP VIEW IF EXISTS temp.x_records")
+        for name in TEMP_TABLES:
             self.con.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
     def _field_info(self, name: str) -> FieldInfo:
@@ -249,6 +299,7 @@ class ExtractApplier:
         )
         self._write_registry([self._registry_row(c, "active", None) for c in columns])
         self._create_as_of_macro()
+        self._write_row_hashes(rebuild=True)
         self.result.baseline = True
 
     def _create_as_of_macro(self) -> None:
@@ -260,13 +311,23 @@ class ExtractApplier:
     def _apply_diff(self) -> None:
         self.old_types = column_types(self.con, self.current)
         plan = self._plan_fields()
-        self._compute_diff(plan)
-        self._compute_gone()
+        if self._can_prefilter(plan):
+            new_rel, old_rel = self._prefilter_by_row_hash()
+        else:
+            # Every record is compared field by field: schema changes, a field missing from the
+            # extract and formula extracts change the set of columns a row hash would cover.
+            self._find_absent()
+            new_rel, old_rel = "x_records", self.current
+        self._compute_diff(plan, new_rel, old_rel)
+        self._compute_gone(old_rel)
         self._alter_tables(plan)
         self._write_changes(plan)
+        self._collect_new_rows(new_rel, old_rel)
+        self._write_history(old_rel)
         self._write_current()
-        self._write_history()
+        self._write_row_hashes()
         self._write_registry(plan.registry_rows)
+        self._count_deleted_rows()
 
     def _plan_fields(self) -> _Plan:
         plan = _Plan()
@@ -363,8 +424,11 @@ class ExtractApplier:
     def _both(self, name: str) -> bool:
         return name in self.new_types and name in self.old_types
 
-    def _compute_diff(self, plan: _Plan) -> None:
-        """Create ``x_diff``: one row per extract record that must be written, with its changes."""
+    def _compute_diff(self, plan: _Plan, new_rel: str, old_rel: str) -> None:
+        """Create ``x_diff``: one row per extract record that must be written, with its changes.
+
+        ``new_rel`` holds extract rows and ``old_rel`` the snapshot rows to compare them with.
+        """
         change_items = []
         conditions = []
         needs_first_seen = False
@@ -461,8 +525,8 @@ class ExtractApplier:
                     {modstamp} AS modstamp,
                     CASE WHEN o.Id IS NULL THEN CAST([] AS {CHANGE_STRUCT}) ELSE {changes} END
                         AS changes
-                FROM x_records n
-                {join} {self.current} o ON o.Id = n.Id
+                FROM {new_rel} n
+                {join} {old_rel} o ON o.Id = n.Id
                 {first_seen}
                 WHERE {where}
             )
@@ -474,16 +538,25 @@ class ExtractApplier:
             f"(SELECT Id FROM {self.history})"
         )
 
-    def _compute_gone(self) -> None:
+    def _proves_absence(self) -> bool:
+        return self.m.mode == "full" and self.m.status == "succeeded"
+
+    def _find_absent(self) -> None:
+        """Create ``x_absent``: snapshot records that a successful full extract no longer returns."""
+        if self._proves_absence():
+            self.con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE x_absent AS
+                SELECT o.Id FROM {self.current} o
+                WHERE NOT EXISTS (SELECT 1 FROM x_records n WHERE n.Id = o.Id)
+                """
+            )
+        else:
+            self.con.execute("CREATE OR REPLACE TEMP TABLE x_absent (Id VARCHAR)")
+
+    def _compute_gone(self, old_rel: str) -> None:
         """Create ``x_gone``: snapshot records hard-deleted according to this extract."""
         was_deleted = "coalesce(o.IsDeleted, false)" if "IsDeleted" in self.old_types else "false"
-        proves_absence = self.m.mode == "full" and self.m.status == "succeeded"
-        absent = ""
-        if proves_absence:
-            absent = (
-                f"UNION ALL SELECT o.Id, CAST(NULL AS TIMESTAMPTZ) FROM {self.current} o "
-                "WHERE NOT EXISTS (SELECT 1 FROM x_records n WHERE n.Id = o.Id)"
-            )
         # NOTE: a record listed in deleted.parquet but also returned in records.parquet is kept:
         # a hard-deleted record is no longer returned by queryAll, so the record list is newer.
         self.con.execute(
@@ -494,9 +567,9 @@ class ExtractApplier:
             FROM (
                 SELECT d.Id, d.deleted_at FROM x_deleted d
                 WHERE NOT EXISTS (SELECT 1 FROM x_records n WHERE n.Id = d.Id)
-                {absent}
+                UNION ALL SELECT Id, CAST(NULL AS TIMESTAMPTZ) FROM x_absent
             ) g
-            JOIN {self.current} o ON o.Id = g.Id
+            JOIN {old_rel} o ON o.Id = g.Id
             GROUP BY g.Id
             """
         )
@@ -572,7 +645,8 @@ class ExtractApplier:
                     for s in plan.schema_changes
                 ],
             )
-        counts = self.con.execute(
+        counts = fetch_row(
+            self.con,
             """
             SELECT
                 count(*) FILTER (change_type = 'created'),
@@ -582,14 +656,15 @@ class ExtractApplier:
             FROM main.record_changes WHERE org = $org AND object = $object AND extract_id = $extract_id
             """,
             {k: params[k] for k in ("org", "object", "extract_id")},
-        ).fetchone()
+        )
         assert counts is not None
         created, updated, deleted, undeleted = counts
-        field_count = self.con.execute(
+        field_count = fetch_row(
+            self.con,
             "SELECT count(*) FROM main.field_changes "
             "WHERE org = ? AND object = ? AND extract_id = ?",
             [self.org, self.sobject, self.m.extract_id],
-        ).fetchone()
+        )
         self.result.created = created
         self.result.updated = updated
         self.result.deleted = deleted
@@ -597,31 +672,38 @@ class ExtractApplier:
         self.result.field_changes = field_count[0] if field_count else 0
         self.result.schema_changes = len(plan.schema_changes)
 
-    def _extract_columns(self) -> list[str]:
-        """Return the extract's columns that the current table has, Id first."""
-        return [c for c in self.new_types if c != "Id"]
+    def _collect_new_rows(self, new_rel: str, old_rel: str) -> None:
+        """Create ``x_new_rows``: the full current-table row of every record in ``x_diff``.
+
+        Columns the extract lacks (a hidden field, or every non-calculated field of a formula
+        extract) keep their snapshot value.
+        """
+        columns = list(column_types(self.con, self.current))
+        select = ", ".join(
+            f"{'n' if c in self.new_types else 'o'}.{quote_ident(c)}" for c in columns
+        )
+        self.con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE x_new_rows AS
+            SELECT {select}
+            FROM x_diff d
+            JOIN {new_rel} n ON n.Id = d.record_id
+            LEFT JOIN {old_rel} o ON o.Id = d.record_id
+            """
+        )
 
     def _write_current(self) -> None:
-        columns = self._extract_columns()
-        if columns:
-            assignments = ", ".join(f"{quote_ident(c)} = n.{quote_ident(c)}" for c in columns)
-            self.con.execute(
-                f"UPDATE {self.current} AS o SET {assignments} FROM x_records n, x_diff d "
-                "WHERE o.Id = n.Id AND d.record_id = n.Id AND NOT d.is_new"
-            )
-        if self.m.mode != "formula":
-            insert_columns = ", ".join(quote_ident(c) for c in ["Id", *columns])
-            self.con.execute(
-                f"INSERT INTO {self.current} ({insert_columns}) SELECT {insert_columns} "
-                "FROM x_records WHERE Id IN (SELECT record_id FROM x_diff WHERE is_new)"
-            )
-        self.con.execute(f"DELETE FROM {self.current} WHERE Id IN (SELECT record_id FROM x_gone)")
+        # DELETE and INSERT of whole rows: DuckDB's UPDATE of many columns is several times slower.
+        self.con.execute(
+            f"DELETE FROM {self.current} WHERE Id IN "
+            "(SELECT Id FROM x_new_rows UNION ALL SELECT record_id FROM x_gone)"
+        )
+        self.con.execute(f"INSERT INTO {self.current} BY NAME SELECT * FROM x_new_rows")
 
-    def _write_history(self) -> None:
-        all_columns = list(column_types(self.con, self.current))
-        select = ", ".join(f"o.{quote_ident(c)}" for c in all_columns)
-        names = ", ".join(quote_ident(c) for c in all_columns)
-        is_deleted = "coalesce(o.IsDeleted, false)" if "IsDeleted" in all_columns else "false"
+    def _write_history(self, old_rel: str) -> None:
+        columns = list(column_types(self.con, self.current))
+        names = ", ".join(quote_ident(c) for c in columns)
+        is_deleted = "coalesce(r.IsDeleted, false)" if "IsDeleted" in columns else "false"
 
         # A version starts when SystemModstamp says the record changed; a change that did not move
         # SystemModstamp (a formula recomputation) starts when it was detected. A version never
@@ -647,16 +729,17 @@ class ExtractApplier:
             """,
             {"detected": self.detected_at},
         )
-        history_select = ", ".join(f"h.{quote_ident(c)}" for c in all_columns)
-        # Tombstones copy the last version of a hard-deleted record; the current row is gone.
+        params = {"extract_id": self.m.extract_id}
+        # A tombstone copies the last values of a hard-deleted record, which the open version and
+        # the snapshot row both hold.
         self.con.execute(
             f"""
             INSERT INTO {self.history} ({names}, valid_from, valid_to, is_deleted, extract_id)
-            SELECT {history_select}, v.valid_from, NULL, true, $extract_id
-            FROM {self.history} h JOIN x_versions v ON v.record_id = h.Id AND v.gone
-            WHERE h.valid_to IS NULL
+            SELECT {", ".join(f"o.{quote_ident(c)}" for c in columns)}, v.valid_from, NULL, true,
+                $extract_id
+            FROM {old_rel} o JOIN x_versions v ON v.record_id = o.Id AND v.gone
             """,
-            {"extract_id": self.m.extract_id},
+            params,
         )
         self.con.execute(
             f"""
@@ -664,32 +747,147 @@ class ExtractApplier:
             FROM x_versions v
             WHERE h.Id = v.record_id AND h.valid_to IS NULL AND h.extract_id <> $extract_id
             """,
-            {"extract_id": self.m.extract_id},
+            params,
         )
         self.con.execute(
             f"""
             INSERT INTO {self.history} ({names}, valid_from, valid_to, is_deleted, extract_id)
-            SELECT {select}, v.valid_from, NULL, {is_deleted}, $extract_id
-            FROM {self.current} o JOIN x_versions v ON v.record_id = o.Id AND NOT v.gone
+            SELECT r.*, v.valid_from, NULL, {is_deleted}, $extract_id
+            FROM x_new_rows r JOIN x_versions v ON v.record_id = r.Id AND NOT v.gone
             """,
-            {"extract_id": self.m.extract_id},
+            params,
         )
         # Rows written without a record change (audit fields moved, a field was added or came back)
-        # update the open version in place, so it always matches the current table.
-        columns = self._extract_columns()
-        if columns:
-            assignments = ", ".join(f"{quote_ident(c)} = n.{quote_ident(c)}" for c in columns)
-            self.con.execute(
-                f"UPDATE {self.history} AS h SET {assignments} FROM x_records n, x_diff d "
-                "WHERE h.Id = n.Id AND d.record_id = n.Id AND d.change_type IS NULL "
-                "AND h.valid_to IS NULL"
+        # replace the open version and keep its start, so it always matches the current table.
+        self.con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE x_kept AS
+            SELECT h.Id, h.valid_from, h.is_deleted, h.extract_id
+            FROM {self.history} h
+            JOIN x_diff d ON d.record_id = h.Id AND d.change_type IS NULL
+            WHERE h.valid_to IS NULL
+            """
+        )
+        self.con.execute(
+            f"DELETE FROM {self.history} WHERE valid_to IS NULL AND Id IN (SELECT Id FROM x_kept)"
+        )
+        self.con.execute(
+            f"""
+            INSERT INTO {self.history} ({names}, valid_from, valid_to, is_deleted, extract_id)
+            SELECT r.*, k.valid_from, NULL, k.is_deleted, k.extract_id
+            FROM x_new_rows r JOIN x_kept k ON k.Id = r.Id
+            """
+        )
+
+    def _count_deleted_rows(self) -> None:
+        """Add the rows this extract deleted from the current, history and row hash tables."""
+        self.con.execute(
+            """
+            UPDATE cora_meta.vacuum_state SET deleted_rows = deleted_rows
+                + 2 * (SELECT count(*) FROM x_diff WHERE NOT is_new)
+                + 2 * (SELECT count(*) FROM x_gone)
+                + (SELECT count(*) FROM x_kept)
+            """
+        )
+
+    # -- row hashes --------------------------------------------------------------------------
+
+    def _row_hash_signature(self, types: dict[str, str]) -> str:
+        """Return the hashed columns and their types, in table order; Id is never hashed."""
+        return ",".join(f"{name}:{kind}" for name, kind in types.items() if name != "Id")
+
+    def _row_hash_sql(self, alias: str, columns: list[str]) -> str:
+        return "hash(" + ", ".join(f"{alias}.{quote_ident(c)}" for c in columns) + ")"
+
+    def _hashed_columns(self) -> list[str]:
+        return [c for c in column_types(self.con, self.current) if c != "Id"]
+
+    def _can_prefilter(self, plan: _Plan) -> bool:
+        if self.m.mode == "formula" or plan.write_all or plan.add_columns or plan.retype_columns:
+            return False
+        if set(self.new_types) != set(self.old_types):
+            return False
+        row = fetch_row(
+            self.con,
+            "SELECT signature FROM cora_meta.row_hash_signatures WHERE org = ? AND object = ?",
+            [self.org, self.sobject],
+        )
+        return row is not None and row[0] == self._row_hash_signature(self.old_types)
+
+    def _prefilter_by_row_hash(self) -> tuple[str, str]:
+        """Keep only extract rows whose row hash differs from the stored one, and their old rows.
+
+        The hash covers every column but Id, so equal hashes mean an unchanged record unless two
+        different rows collide in 64 bits. Every candidate is then compared field by field.
+        """
+        columns = [c for c in self.old_types if c != "Id"]
+        # One join finds changed and new records and, for a full extract, absent ones.
+        join = "FULL JOIN" if self._proves_absence() else "LEFT JOIN"
+        self.con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE x_candidates AS
+            SELECT n.*, h.Id AS snapshot_id FROM x_records n
+            {join} {self.row_hashes} h ON h.Id = n.Id
+            WHERE h.Id IS NULL OR n.Id IS NULL
+                OR h.row_hash <> {self._row_hash_sql("n", columns)}
+            """
+        )
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE x_absent AS "
+            "SELECT snapshot_id AS Id FROM x_candidates WHERE Id IS NULL"
+        )
+        self.con.execute("DELETE FROM x_candidates WHERE Id IS NULL")
+        self.con.execute("ALTER TABLE x_candidates DROP COLUMN snapshot_id")
+        self.con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE x_old AS
+            SELECT o.* FROM {self.current} o
+            WHERE o.Id IN (
+                SELECT Id FROM x_candidates
+                UNION ALL SELECT Id FROM x_absent
+                UNION ALL SELECT Id FROM x_deleted
             )
+            """
+        )
+        return "x_candidates", "x_old"
+
+    def _write_row_hashes(self, rebuild: bool = False) -> None:
+        """Store each current row's hash for the next extract's prefilter.
+
+        Only the rows written now are hashed again, unless ``rebuild`` is set or the table's columns
+        changed, which makes every stored hash stale.
+        """
+        columns = self._hashed_columns()
+        signature = self._row_hash_signature(column_types(self.con, self.current))
+        row = fetch_row(
+            self.con,
+            "SELECT signature FROM cora_meta.row_hash_signatures WHERE org = ? AND object = ?",
+            [self.org, self.sobject],
+        )
+        if not rebuild and row is not None and row[0] == signature:
+            self.con.execute(
+                f"DELETE FROM {self.row_hashes} WHERE Id IN "
+                "(SELECT Id FROM x_new_rows UNION ALL SELECT record_id FROM x_gone)"
+            )
+            self.con.execute(
+                f"INSERT INTO {self.row_hashes} "
+                f"SELECT r.Id, {self._row_hash_sql('r', columns)} FROM x_new_rows r"
+            )
+            return
+        self.con.execute(
+            f"CREATE OR REPLACE TABLE {self.row_hashes} AS "
+            f"SELECT o.Id, {self._row_hash_sql('o', columns)} AS row_hash FROM {self.current} o"
+        )
+        self.con.execute(
+            "INSERT OR REPLACE INTO cora_meta.row_hash_signatures VALUES (?, ?, ?)",
+            [self.org, self.sobject, signature],
+        )
 
     # -- sync_runs ---------------------------------------------------------------------------
 
     def _insert_sync_run(self) -> None:
         if table_exists(self.con, self.org, self.sobject):
-            row = self.con.execute(f"SELECT count(*) FROM {self.current}").fetchone()
+            row = fetch_row(self.con, f"SELECT count(*) FROM {self.current}")
             self.result.current_rows = row[0] if row else 0
         m = self.m
         self.con.execute(
@@ -727,11 +925,12 @@ class ExtractApplier:
 
 def result_from_sync_run(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> ApplyResult | None:
     """Return the result recorded for an extract that was applied before, or None."""
-    row = con.execute(
+    row = fetch_row(
+        con,
         "SELECT run_id, created, updated, deleted, undeleted, field_changes, schema_changes, "
         "current_rows, baseline FROM main.sync_runs WHERE org = ? AND object = ? AND extract_id = ?",
         [manifest.org, manifest.object, manifest.extract_id],
-    ).fetchone()
+    )
     if row is None:
         return None
     return ApplyResult(

@@ -98,6 +98,22 @@ DDL = [
         PRIMARY KEY (org, object, field)
     )
     """,
+    # Each object's table cora_meta."<org>.<Object>" stores (Id, row_hash): a hash of every column
+    # but Id of each current row, in the column order and types recorded here.
+    """
+    CREATE TABLE IF NOT EXISTS cora_meta.row_hash_signatures (
+        org VARCHAR NOT NULL,
+        object VARCHAR NOT NULL,
+        signature VARCHAR NOT NULL,
+        PRIMARY KEY (org, object)
+    )
+    """,
+    # Rows deleted (and replaced) since DuckDB last vacuumed the tables; see Warehouse.compact.
+    "CREATE TABLE IF NOT EXISTS cora_meta.vacuum_state (deleted_rows BIGINT NOT NULL)",
+    """
+    INSERT INTO cora_meta.vacuum_state
+    SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM cora_meta.vacuum_state)
+    """,
 ]
 
 
