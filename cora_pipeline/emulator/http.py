@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 # Salesforce's token and REST responses carry these headers.
 JSON_TYPE = "application/json;charset=UTF-8"
 NO_CACHE = "no-cache,must-revalidate,max-age=0,no-store,private"
-# Request line plus headers may total 16,384 bytes; a longer URI gets 414.
+# A URI over 16,384 bytes gets 414; URI plus headers over 16,384 bytes gets 431.
 MAX_URI_BYTES = 16_384
 
 
@@ -94,10 +94,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         target = self.path
-        if len(self.requestline.encode("latin-1", "replace")) > MAX_URI_BYTES:
-            # NOTE: the body and content type of Salesforce's 414 are undocumented; plain text
-            # is the likely form because the front end answers before the API sees the request.
+        request_line_bytes = len(self.requestline.encode("latin-1", "replace"))
+        header_bytes = sum(len(k) + len(v) + 4 for k, v in self.headers.items())
+        # NOTE: the bodies and content types of Salesforce's 414 and 431 are undocumented;
+        # plain text is the likely form because the front end rejects these requests before
+        # the API sees them.
+        if request_line_bytes > MAX_URI_BYTES:
             self._send(Response(414, b"URI Too Long", {"Content-Type": "text/plain"}))
+            return
+        if request_line_bytes + header_bytes > MAX_URI_BYTES:
+            self._send(
+                Response(431, b"Request Header Fields Too Large", {"Content-Type": "text/plain"})
+            )
             return
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""

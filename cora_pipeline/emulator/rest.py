@@ -33,6 +33,11 @@ DELETED_WINDOW = timedelta(days=15)
 UPDATED_WINDOW = timedelta(days=30)
 MAX_REPLICATION_IDS = 600_000
 MAX_COMPOSITE_SUBREQUESTS = 25
+# Characters of long text area values after which a query page ends early.
+LONG_TEXT_PAGE_BUDGET = 100_000
+# Open locators kept per org; the oldest are dropped first.
+# NOTE: Salesforce has no cap on open cursors since API v56.0; this one bounds memory.
+MAX_OPEN_LOCATORS = 1000
 _NOT_FOUND = "The requested resource does not exist"
 _SEASONS = ("Winter", "Spring", "Summer")
 
@@ -92,10 +97,6 @@ class LocatorStore:
             return None
         return cursor
 
-    def close(self, locator: str) -> None:
-        with self._lock:
-            self._cursors.pop(locator, None)
-
     def expire_all(self) -> None:
         with self._lock:
             self._cursors.clear()
@@ -104,6 +105,8 @@ class LocatorStore:
         now = self._org.clock.now()
         for locator in [k for k, c in self._cursors.items() if now - c.created > LOCATOR_LIFETIME]:
             del self._cursors[locator]
+        while len(self._cursors) > MAX_OPEN_LOCATORS:
+            del self._cursors[next(iter(self._cursors))]
 
 
 class RestApi:
@@ -217,6 +220,12 @@ class RestApi:
                 )
         except SoqlError as error:
             return rest_error(400, error.error_code, error.message)
+        if parts and parts[0] in ("query", "queryAll", "limits") and method != "GET":
+            return rest_error(
+                405,
+                "METHOD_NOT_ALLOWED",
+                f"HTTP Method '{method}' not allowed. Allowed are GET,HEAD",
+            )
         return rest_error(404, "NOT_FOUND", _NOT_FOUND)
 
     def resources(self, version: str) -> Response:
@@ -296,6 +305,18 @@ class RestApi:
 
     def _page(self, cursor: Cursor, locator: str | None, offset: int, version: str) -> Response:
         end = min(offset + cursor.batch_size, len(cursor.rows))
+        long_text = cursor.query.long_text_fields
+        if long_text:
+            # Salesforce may return fewer rows than the batch size when rows carry large
+            # text, so clients must follow nextRecordsUrl rather than count rows.
+            # NOTE: the real size threshold is undocumented; LONG_TEXT_PAGE_BUDGET is a guess.
+            budget = LONG_TEXT_PAGE_BUDGET
+            for index in range(offset, end):
+                row = cursor.rows[index]
+                budget -= sum(len(row.get(name) or "") for name in long_text)
+                if budget < 0:
+                    end = index + 1
+                    break
         records = cursor.query.project(cursor.rows[offset:end], version)
         payload: dict[str, Any] = {"totalSize": len(cursor.rows), "done": end >= len(cursor.rows)}
         if end < len(cursor.rows):
@@ -303,8 +324,6 @@ class RestApi:
                 locator = self.locators.open(cursor)
             # queryAll continues under /query/ too, as Salesforce's nextRecordsUrl does.
             payload["nextRecordsUrl"] = f"/services/data/v{version}/query/{locator}-{end}"
-        elif locator is not None:
-            self.locators.close(locator)
         payload["records"] = records
         return json_response(200, payload)
 

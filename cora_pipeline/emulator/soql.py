@@ -1003,6 +1003,12 @@ class CompiledQuery:
         self.predicate = compiler.predicate(parsed.where) if parsed.where is not None else None
         self.sort = compiler.sorter(parsed.order_by) if parsed.order_by else None
         self.plan = self._plan(compiler, parsed.fields)
+        root = compiler.root
+        self.long_text_fields = [
+            key
+            for key, entry in self.plan.entries
+            if isinstance(entry, str) and root.fields[key].long_text
+        ]
 
     def _plan(self, compiler: _Compiler, paths: list[FieldPath]) -> _Node:
         root = _Node(self.object_name)

@@ -243,3 +243,41 @@ def test_unknown_version_is_404(fresh: Emulator, fresh_sf: Salesforce) -> None:
     )
     assert response.status_code == 404
     assert response.json()[0]["errorCode"] == "NOT_FOUND"
+
+
+def test_long_text_pages_end_early(fresh: Emulator) -> None:
+    admin = fresh.production.admin
+    for index in range(3):
+        admin.create("Invoice__c", {"Notes__c": "x" * 60_000, "Amount__c": index})
+    sf = Salesforce(instance_url=fresh.production.instance_url,
+                    session_id=connect(fresh)["access_token"], session=trusting_session(fresh))
+    first = sf.query("SELECT Id, Notes__c FROM Invoice__c")
+    assert first["totalSize"] == 3
+    assert len(first["records"]) < 3
+    assert first["done"] is False
+    everything = sf.query_all("SELECT Id, Notes__c FROM Invoice__c")
+    assert len(everything["records"]) == 3
+
+
+def test_last_page_can_be_fetched_again(fresh: Emulator, fresh_sf: Salesforce) -> None:
+    first = fresh_sf.query("SELECT Id FROM Contact")
+    locator = first["nextRecordsUrl"].rsplit("-", 1)[0]
+    last = fresh_sf.query_more(f"{locator}-400", identifier_is_url=True)
+    assert last["done"] is True
+    again = fresh_sf.query_more(f"{locator}-400", identifier_is_url=True)
+    assert again["records"] == last["records"]
+
+
+def test_post_to_query_is_405(fresh: Emulator, fresh_sf: Salesforce) -> None:
+    response = trusting_session(fresh).post(
+        f"{fresh.production.instance_url}/services/data/v59.0/query",
+        headers={"Authorization": f"Bearer {fresh_sf.session_id}"})
+    assert response.status_code == 405
+    assert response.json()[0]["errorCode"] == "METHOD_NOT_ALLOWED"
+
+
+def test_oversized_headers_give_431(fresh: Emulator, fresh_sf: Salesforce) -> None:
+    response = trusting_session(fresh).get(
+        f"{fresh.production.instance_url}/services/data/v59.0/limits",
+        headers={"Authorization": f"Bearer {fresh_sf.session_id}", "X-Padding": "p" * 17_000})
+    assert response.status_code == 431
