@@ -13,6 +13,7 @@ The demo keeps its data under ``<CORA_HOME or ./.cora>/demo`` and starts from a 
 because each emulator start creates the org afresh.
 """
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -194,8 +195,9 @@ def run_demo(
         auto_approve=True,
         callback_urls=(f"http://127.0.0.1:{callback_port}/callback",),
         data_dir=data_root / "emulator",
-        **({"sizes": sizes} if sizes else {}),
     )
+    if sizes:
+        emulator_settings = dataclasses.replace(emulator_settings, sizes=sizes)
     handler = _ProgressHandler(console)
     pipeline_log = logging.getLogger("cora_pipeline")
     pipeline_log.addHandler(handler)

@@ -31,7 +31,11 @@ def test_two_orgs_get_their_own_groups_jobs_and_schedules() -> None:
         {
             "orgs": {
                 "acme": {"client_id": "a", "objects": ["Account"], "schedule_running": True},
-                "globex": {"client_id": "g", "objects": ["Case", "Contact"], "schedule": "0 * * * *"},
+                "globex": {
+                    "client_id": "g",
+                    "objects": ["Case", "Contact"],
+                    "schedule": "0 * * * *",
+                },
             }
         }
     )
