@@ -338,3 +338,19 @@ def test_rest_client_refreshes_between_pages(
     assert len(ids) == 450
     assert len(set(ids)) == 450
     assert manager.current().access_token != first_token.access_token
+
+
+def test_refresh_takes_instance_url_from_response(
+    expiring: Salesforce, store: ConnectionStore
+) -> None:
+    manager = connect(expiring, store)
+    with store.lock("acme"):
+        store.update_record("acme", instance_url="https://moved.example.invalid")
+    assert manager.current().instance_url == "https://moved.example.invalid"
+
+    fresh = manager.refresh(stale=manager.current())
+
+    assert fresh.instance_url == expiring.emu.production.instance_url
+    record = store.get("acme")
+    assert record is not None
+    assert record.instance_url == expiring.emu.production.instance_url

@@ -277,3 +277,21 @@ def test_removed_token_envelope_fails_closed(tmp_path: Path) -> None:
 
     with pytest.raises(VaultError, match="failed authentication"):
         store.load("acme")
+
+
+def test_failed_write_keeps_previous_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = new_store(tmp_path)
+    store.save(make_record(), StoredTokens(ACCESS, REFRESH))
+
+    def fail_replace(self: Path, target: Path) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "replace", fail_replace)
+    with pytest.raises(OSError, match="No space left"):
+        store.save(make_record(), StoredTokens("new-access-token-value", "new-refresh-token"))
+    monkeypatch.undo()
+
+    loaded = ConnectionStore.open_home(tmp_path).load("acme")
+    assert loaded is not None
+    assert loaded[1] == StoredTokens(ACCESS, REFRESH)
+    assert not list(store.vault_dir.glob(".*.tmp"))
