@@ -242,8 +242,10 @@ class Emulator:
     # ---- lifecycle
 
     def start(self) -> Emulator:
+        """Listen on the four HTTPS ports and start serving; return self."""
         if self._servers:
             return self
+
         ports = self.settings.ports
         roles = [
             ("login", Host("login", self.production, None)),
@@ -251,29 +253,31 @@ class Emulator:
             ("production", Host("production", self.production, self.production)),
             ("sandbox", Host("sandbox", self.sandbox, self.sandbox)),
         ]
-        try:
-            for role, host in roles:
+        for role, host in roles:
+            port = int(ports.get(role, 0))
+            try:
                 server = TlsHttpServer(
-                    self.settings.host,
-                    int(ports.get(role, 0)),
-                    self._ssl_context,
-                    self._dispatcher(host),
-                    role,
+                    self.settings.host, port, self._ssl_context, self._dispatcher(host), role
                 )
-                host.base_url = f"https://{self.settings.host}:{server.port}"
-                self._servers.append(server)
-                self._hosts[role] = host
-        except OSError:
-            for server in self._servers:
-                server.server_close()
-            self._servers.clear()
-            raise
+            except OSError as error:
+                for started in self._servers:
+                    started.server_close()
+                self._servers.clear()
+                raise OSError(
+                    f"cannot listen on {self.settings.host}:{port} for the {role} host "
+                    f"({error}); choose a free port in EmulatorSettings.ports or 0 for any"
+                ) from error
+            host.base_url = f"https://{self.settings.host}:{server.port}"
+            self._servers.append(server)
+            self._hosts[role] = host
+
         self.login_url = self._hosts["login"].base_url
         self.sandbox_login_url = self._hosts["sandbox_login"].base_url
         self.production.instance_url = self._hosts["production"].base_url
         self.sandbox.instance_url = self._hosts["sandbox"].base_url
         for server in self._servers:
             server.start()
+
         for org in self.orgs:
             if self.settings.activity_rate > 0 and org.simulator is not None:
                 org.simulator.start_background(self.settings.activity_rate)

@@ -206,12 +206,18 @@ class OAuthServer:
         refresh_digest: str | None = None,
         new_refresh: bool = False,
     ) -> dict[str, Any]:
+        """Store a new access token (and a refresh token when asked) and build the response.
+
+        Keys follow the order of a real authorization-code response. JWT bearer responses
+        leave out ``signature`` and ``issued_at``, as the sample in Salesforce's docs does.
+        """
         issued_ms = int(time.time() * 1000)
         access_token = f"{org.org_id15}!{_b64url(secrets.token_bytes(72))}"
         lifetime = self.settings.access_token_lifetime
         expires_at = None
         if lifetime is not None:
             expires_at = (org.clock.now() + timedelta(seconds=lifetime)).isoformat()
+
         refresh_token = None
         if new_refresh:
             refresh_token = "5Aep861" + _b64url(secrets.token_bytes(60))
@@ -230,6 +236,7 @@ class OAuthServer:
                 expires_at,
                 refresh_digest,
             )
+
         identity = f"{self.emulator.login_url_for(org)}/id/{org.org_id}/{user.user_id}"
         # NOTE: Salesforce documents the signature as an HMAC-SHA256 of the identity URL and
         # issued_at keyed by the client secret; the exact concatenation is unconfirmed.
@@ -240,6 +247,7 @@ class OAuthServer:
                 hashlib.sha256,
             ).digest()
         ).decode()
+
         payload: dict[str, Any] = {"access_token": access_token}
         if refresh_token:
             payload["refresh_token"] = refresh_token
@@ -501,6 +509,7 @@ class OAuthServer:
             raise OAuthError("invalid_grant", "invalid authorization code")
         if form.get("redirect_uri") != code.redirect_uri:
             raise OAuthError("redirect_uri_mismatch", "redirect_uri must match configuration")
+
         verifier = form.get("code_verifier")
         if code.code_challenge:
             if not verifier:
@@ -515,6 +524,7 @@ class OAuthServer:
             # A web-server flow without PKCE must prove the client with its secret.
             self._check_secret(client_secret, required=True)
         self._check_secret(client_secret, required=False)
+
         user = org.user_by_id(code.user_id)
         assert user is not None
         offline = "refresh_token" in code.scopes or "offline_access" in code.scopes
@@ -555,10 +565,12 @@ class OAuthServer:
             raise OAuthError("invalid_grant", "invalid assertion")
         if unverified.get("iss") != self.emulator.client_id:
             raise OAuthError("invalid_client_id", "client identifier invalid")
+
         org = host.org_for_login
         allowed_audiences = {self.emulator.login_url_for(org), org.instance_url}
         if unverified.get("aud") not in allowed_audiences:
             raise OAuthError("invalid_grant", "audience is invalid")
+
         try:
             claims = jwt.decode(
                 assertion,
@@ -568,6 +580,7 @@ class OAuthServer:
             )
         except jwt.PyJWTError:
             raise OAuthError("invalid_grant", "invalid assertion") from None
+
         exp = claims.get("exp")
         now = time.time()
         if not isinstance(exp, int | float):
@@ -577,6 +590,7 @@ class OAuthServer:
         if exp > now + MAX_ASSERTION_LIFETIME + _CLOCK_SKEW:
             # NOTE: Salesforce's error text for an exp too far ahead is undocumented.
             raise OAuthError("invalid_grant", "invalid assertion")
+
         user = org.user_by_username(str(claims.get("sub", "")))
         if user is None or not (user.preauthorized or self._has_approval(org, user)):
             raise OAuthError("invalid_grant", "user hasn't approved this consumer")
@@ -816,8 +830,8 @@ def _urls(org: EmulatedOrg, version: str | None) -> dict[str, str]:
 
 
 def _bad_token() -> Response:
-    # The identity URL and userinfo answer a bad token with 403 and a bare JSON string.
-    # NOTE: the exact body is from the Salesforce identity URL docs ("Bad_OAuth_Token").
+    # The identity URL and userinfo reject a bad token with 403 and a bare JSON string.
+    # NOTE: the exact body "Bad_OAuth_Token" is unconfirmed.
     return json_response(403, "Bad_OAuth_Token")
 
 

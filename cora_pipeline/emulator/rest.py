@@ -125,6 +125,7 @@ class RestApi:
         if path.rstrip("/") == "/services/data":
             # The versions list needs no session and is not counted against the limit.
             return json_response(200, versions())
+
         match = _VERSION_PATH.match(path)
         if (
             match is None
@@ -132,6 +133,7 @@ class RestApi:
             or match.group(2) != "0"
         ):
             return rest_error(404, "NOT_FOUND", _NOT_FOUND)
+
         grant = self.oauth.authenticate(self.org, request.header("authorization"))
         if grant is None:
             return rest_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
@@ -139,6 +141,7 @@ class RestApi:
             return rest_error(
                 401, "INVALID_SESSION_ID", "This session is not valid for use with the REST API"
             )
+
         fault = self.org.faults.take(path)
         delay = 0.0
         if fault is not None:
@@ -149,6 +152,7 @@ class RestApi:
                 return Response(fault.status, b"", limit_header)
             if fault.kind == "slow":
                 delay = fault.delay
+
         version = f"{match.group(1)}.0"
         rest = match.group(3) or "/"
         calls = 1
@@ -162,12 +166,14 @@ class RestApi:
                 "TotalRequests Limit exceeded.",
                 {"Sforce-Limit-Info": self.org.api.header()},
             )
+
         if fault is not None and fault.kind == "query_timeout":
             response = rest_error(
                 400, "QUERY_TIMEOUT", "Your query request was running for too long."
             )
         else:
             response = self.route(request, version, rest)
+
         response.headers["Sforce-Limit-Info"] = self.org.api.header()
         response.delay = delay
         if fault is not None and fault.kind == "drop":
@@ -446,6 +452,7 @@ class RestApi:
         if not definition.replicateable:
             # NOTE: real responses show no errorCode for this message; INVALID_TYPE is a guess.
             return rest_error(400, "INVALID_TYPE", f"sObject type {name} is not replicable")
+
         start_text, end_text = request.arg("start"), request.arg("end")
         if not start_text or not end_text:
             missing = "start" if not start_text else "end"
@@ -457,6 +464,7 @@ class RestApi:
             return rest_error(
                 400, "INVALID_REPLICATION_DATE", f"invalid date: {start_text} / {end_text}"
             )
+
         now = self.org.clock.now().replace(second=0, microsecond=0)
         if end - start < timedelta(minutes=1):
             return rest_error(
@@ -464,6 +472,7 @@ class RestApi:
                 "INVALID_REPLICATION_DATE",
                 "startDate must be at least one minute greater than endDate",
             )
+
         window = DELETED_WINDOW if kind == "deleted" else UPDATED_WINDOW
         if start < now - window:
             # NOTE: the message for a start outside the 15- or 30-day window is a best guess.
@@ -472,6 +481,7 @@ class RestApi:
                 "INVALID_REPLICATION_DATE",
                 f"startDate cannot be more than {window.days} days ago",
             )
+
         end = min(end, now)
         start_wire, end_wire = format_datetime(start), format_datetime(end)
         with self.org.lock:
@@ -487,6 +497,7 @@ class RestApi:
                     for r in self.org.tables[name].values()
                     if not r.get("IsDeleted") and start_wire <= r["SystemModstamp"] < end_wire
                 ]
+
         count = len(entries) if kind == "deleted" else len(ids)
         if count > MAX_REPLICATION_IDS:
             return rest_error(
@@ -530,8 +541,8 @@ class RestApi:
         return json_response(200, body)
 
     def record_count(self, request: Request) -> Response:
-        wanted = request.arg("sObjects")
-        names = [n.strip() for n in wanted.split(",")] if wanted else list(self.org.schema)
+        requested = request.arg("sObjects")
+        names = [n.strip() for n in requested.split(",")] if requested else list(self.org.schema)
         result = []
         for name in names:
             definition = self._object(name)

@@ -1,11 +1,15 @@
 """A SOQL parser and evaluator for the subset that pipelines and analysts use.
 
-Supported: field lists with parent relationship paths (``Owner.Name``) and compound address
-fields, ``COUNT()``, ``WHERE`` with comparisons, ``AND``/``OR``/``NOT``, parentheses, ``IN``,
-``NOT IN``, ``LIKE``, ``INCLUDES``/``EXCLUDES``, null checks, date and datetime literals and date
-functions (``TODAY``, ``LAST_N_DAYS:n``...), ``ORDER BY`` with several keys and ``NULLS FIRST|LAST``,
-``LIMIT`` and ``OFFSET``. Errors carry Salesforce's error codes and its message layout: the query
-line, a caret under the offending token and ``ERROR at Row:r:Column:c``.
+The field list takes parent relationship paths (``Owner.Name``), compound address fields and
+``COUNT()``. ``WHERE`` takes comparisons, ``AND``/``OR``/``NOT``, parentheses, ``IN``, ``NOT IN``,
+``LIKE``, ``INCLUDES``/``EXCLUDES``, null checks, date and datetime literals and date functions
+(``TODAY``, ``LAST_N_DAYS:n``...). ``ORDER BY`` takes several keys with ``NULLS FIRST|LAST``,
+followed by ``LIMIT`` and ``OFFSET``. Errors carry Salesforce's error codes and its message
+layout: the query line, a caret under the offending token and ``ERROR at Row:r:Column:c``.
+
+NOTE: child subqueries, semi-joins, aggregate functions other than ``COUNT()``, ``GROUP BY``,
+``HAVING``, ``WITH``, ``FOR`` and ``USING SCOPE`` are valid SOQL that the emulator rejects with
+MALFORMED_QUERY.
 """
 
 from __future__ import annotations
@@ -270,64 +274,19 @@ class _Parser:
 
     def parse(self) -> ParsedQuery:
         self.expect_keyword("SELECT")
-        fields: list[FieldPath] = []
-        count = False
-        while True:
-            token = self.current
-            if (
-                token.kind == "ident"
-                and token.upper == "COUNT"
-                and self.tokens[self.index + 1].text == "("
-            ):
-                self.advance()
-                self.expect_punct("(")
-                if self.current.text != ")":
-                    # NOTE: COUNT(field) and the other aggregate functions are not emulated.
-                    raise SoqlError(
-                        "MALFORMED_QUERY",
-                        "aggregate functions other than COUNT() are not supported by the emulator",
-                        self.query,
-                        self.current.position,
-                    )
-                self.expect_punct(")")
-                count = True
-            elif token.kind == "ident" and token.upper != "FROM":
-                fields.append(FieldPath(token.text, token.position))
-                self.advance()
-            elif token.text == "(":
-                # NOTE: parent-to-child subqueries are not emulated; Salesforce accepts them.
-                raise SoqlError(
-                    "MALFORMED_QUERY",
-                    "child relationship subqueries are not supported by the emulator",
-                    self.query,
-                    token.position,
-                )
-            else:
-                raise self.unexpected()
-            if self.current.text == ",":
-                self.advance()
-                continue
-            break
-        if count and fields:
-            raise SoqlError(
-                "MALFORMED_QUERY",
-                "COUNT() cannot be combined with other fields",
-                self.query,
-                fields[0].position,
-            )
+        fields, count = self.select_list()
+
         self.expect_keyword("FROM")
         object_token = self.current
         if object_token.kind != "ident" or object_token.upper in _RESERVED:
             raise self.unexpected()
         self.advance()
         parsed = ParsedQuery(self.query, fields, count, object_token.text, object_token.position)
-        if self.current.upper in _UNSUPPORTED_CLAUSES and self.current.kind == "ident":
-            raise self.unexpected()
+
+        self.reject_unsupported_clause()
         if self.keyword("WHERE"):
             parsed.where = self.condition()
-        if self.current.kind == "ident" and self.current.upper in _UNSUPPORTED_CLAUSES:
-            # NOTE: GROUP BY, HAVING, WITH, FOR and USING SCOPE are not emulated.
-            raise self.unexpected()
+        self.reject_unsupported_clause()
         if self.keyword("ORDER"):
             self.expect_keyword("BY")
             parsed.order_by = self.order_keys()
@@ -343,9 +302,63 @@ class _Parser:
                     self.query,
                     token.position,
                 )
+
         if self.current.kind != "eof":
             raise self.unexpected()
         return parsed
+
+    def reject_unsupported_clause(self) -> None:
+        if self.current.kind == "ident" and self.current.upper in _UNSUPPORTED_CLAUSES:
+            raise self.unexpected()
+
+    def select_list(self) -> tuple[list[FieldPath], bool]:
+        """Parse the fields after SELECT; return them and whether the list is ``COUNT()``."""
+        fields: list[FieldPath] = []
+        count = False
+        while True:
+            token = self.current
+            is_count = (
+                token.kind == "ident"
+                and token.upper == "COUNT"
+                and self.tokens[self.index + 1].text == "("
+            )
+            if is_count:
+                self.advance()
+                self.expect_punct("(")
+                if self.current.text != ")":
+                    raise SoqlError(
+                        "MALFORMED_QUERY",
+                        "aggregate functions other than COUNT() are not supported by the emulator",
+                        self.query,
+                        self.current.position,
+                    )
+                self.expect_punct(")")
+                count = True
+            elif token.kind == "ident" and token.upper != "FROM":
+                fields.append(FieldPath(token.text, token.position))
+                self.advance()
+            elif token.text == "(":
+                raise SoqlError(
+                    "MALFORMED_QUERY",
+                    "child relationship subqueries are not supported by the emulator",
+                    self.query,
+                    token.position,
+                )
+            else:
+                raise self.unexpected()
+
+            if self.current.text != ",":
+                break
+            self.advance()
+
+        if count and fields:
+            raise SoqlError(
+                "MALFORMED_QUERY",
+                "COUNT() cannot be combined with other fields",
+                self.query,
+                fields[0].position,
+            )
+        return fields, count
 
     def integer(self) -> int:
         token = self.current
@@ -435,7 +448,6 @@ class _Parser:
     def literal_list(self) -> list[Literal]:
         self.expect_punct("(")
         if self.current.kind == "ident" and self.current.upper == "SELECT":
-            # NOTE: semi-join subqueries (IN (SELECT ...)) are not emulated.
             raise SoqlError(
                 "MALFORMED_QUERY",
                 "semi-join subqueries are not supported by the emulator",
@@ -709,14 +721,14 @@ class _Compiler:
                     node.path.position,
                     "INVALID_QUERY_FILTER_OPERATOR",
                 )
-            wanted = [
+            required_groups = [
                 {part.strip().lower() for part in str(v.value).split(";")} for v in node.values
             ]
 
             def includes(record: Record) -> bool:
                 value = getter(record)
                 chosen = {p.lower() for p in value.split(";")} if value else set()
-                return any(group <= chosen for group in wanted)
+                return any(group <= chosen for group in required_groups)
 
             if operator == "INCLUDES":
                 return includes
@@ -783,8 +795,8 @@ class _Compiler:
                 ">=": lambda v: v >= lo,
             }
             test = range_tests[operator]
-            # NOTE: Salesforce's documented behaviour of != on null values is unclear; rows whose
-            # value is null match != (they are not equal to the literal), as they do in the UI.
+            # Unlike SQL, rows whose value is null match != (null is not equal to the literal).
+            # NOTE: this matches observed SOQL behaviour; Salesforce does not document it.
             if operator == "!=":
                 return lambda record: (v := getter(record)) is None or test(normalize(v))
             return lambda record: (v := getter(record)) is not None and test(normalize(v))
