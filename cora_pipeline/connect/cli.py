@@ -234,6 +234,8 @@ def add_disconnect_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_disconnect(args: argparse.Namespace, settings: Settings) -> int:
     org_config = settings.org(args.org)
+    if not (settings.home / "vault" / f"{args.org}.json").exists():
+        raise NotConnectedError(args.org)
     try:
         store = ConnectionStore.open(settings)
     except VaultError:

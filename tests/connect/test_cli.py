@@ -293,3 +293,11 @@ def test_client_credentials_on_my_domain_connects_from_cli(
 
     assert status == 0
     assert emu.production.integration_username in capsys.readouterr().out
+
+
+def test_disconnect_of_unconnected_org_says_so(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cora(config, "disconnect", "beta") != 0
+
+    assert "org 'beta' is not connected; run `cora connect beta` first" in capsys.readouterr().err
