@@ -46,91 +46,122 @@ class AdminHttp:
             return json_response(400, {"error": type(error).__name__, "message": str(error)})
 
     def _route(self, org: EmulatedOrg, request: Request, parts: list[str], body: Any) -> Response:
+        method = request.method
+        area = parts[0] if parts else ""
+        response: Response | None = None
+        if area == "org" and method == "GET":
+            response = self._org_summary(org)
+        elif area == "records" and len(parts) >= 2:
+            response = self._records(org, request, parts[1], parts[2:], body)
+        elif area == "fields" and len(parts) >= 2:
+            response = self._fields(org, method, parts[1], parts[2:], body)
+        elif area == "faults" and len(parts) == 2 and method == "POST":
+            response = self._faults(org, parts[1], body)
+        elif parts == ["clock", "advance"] and method == "POST":
+            org.admin.advance_clock(float(body["seconds"]))
+            response = _ok()
+        elif parts == ["api_usage"] and method == "PUT":
+            org.admin.set_api_usage(int(body["used"]))
+            response = _ok()
+        elif parts == ["simulator", "run"] and method == "POST" and org.simulator is not None:
+            events = org.simulator.run(int(body.get("events", 1)))
+            response = json_response(200, [e.__dict__ for e in events])
+        elif parts == ["save"] and method == "POST":
+            self.emulator.save()
+            response = _ok()
+
+        if response is None:
+            return json_response(
+                404, {"error": "NotFound", "message": f"no admin route {method} {request.path}"}
+            )
+        return response
+
+    @staticmethod
+    def _org_summary(org: EmulatedOrg) -> Response:
+        used, maximum = org.admin.api_usage()
+        return json_response(
+            200,
+            {
+                "org_id": org.org_id,
+                "name": org.name,
+                "is_sandbox": org.is_sandbox,
+                "instance_url": org.instance_url,
+                "api_usage": {"used": used, "max": maximum},
+                "users": [{"id": u.user_id, "username": u.username} for u in org.users],
+                "now": org.admin.now().isoformat(),
+            },
+        )
+
+    @staticmethod
+    def _records(
+        org: EmulatedOrg, request: Request, sobject: str, rest: list[str], body: Any
+    ) -> Response | None:
         admin = org.admin
         method = request.method
-        ok = json_response(200, {"ok": True})
-        if parts == ["org"] and method == "GET":
-            used, maximum = admin.api_usage()
-            return json_response(
-                200,
-                {
-                    "org_id": org.org_id,
-                    "name": org.name,
-                    "is_sandbox": org.is_sandbox,
-                    "instance_url": org.instance_url,
-                    "api_usage": {"used": used, "max": maximum},
-                    "users": [{"id": u.user_id, "username": u.username} for u in org.users],
-                    "now": admin.now().isoformat(),
-                },
-            )
-        if parts and parts[0] == "records" and len(parts) >= 2:
-            sobject = parts[1]
-            if len(parts) == 2 and method == "POST":
-                return json_response(201, {"id": admin.create(sobject, body)})
-            if len(parts) == 2 and method == "GET":
-                include = request.arg("include_deleted", "false") == "true"
-                return json_response(200, admin.records(sobject, include_deleted=include))
-            if parts[2:] == ["commit_late"] and method == "POST":
-                return json_response(
-                    201, {"id": admin.commit_late(sobject, body["fields"], body["modstamp"])}
-                )
-            if len(parts) == 3 and method == "PATCH":
-                admin.update(sobject, parts[2], body, by=request.arg("by", "user") or "user")
-                return ok
-            if len(parts) == 3 and method == "GET":
-                return json_response(200, admin.get(sobject, parts[2]))
-            if len(parts) == 4 and method == "POST":
-                action = {
-                    "system_update": admin.system_update,
-                    "delete": admin.delete,
-                    "undelete": admin.undelete,
-                    "hard_delete": admin.hard_delete,
-                }.get(parts[3])
-                if action is not None:
-                    action(sobject, parts[2])
-                    return ok
-        if parts and parts[0] == "fields" and len(parts) >= 2:
-            sobject = parts[1]
-            if len(parts) == 2 and method == "POST":
-                options = {k: v for k, v in body.items() if k not in ("name", "type")}
-                admin.add_field(sobject, body["name"], body["type"], **options)
-                return ok
-            if len(parts) == 3 and method == "DELETE":
-                admin.remove_field(sobject, parts[2])
-                return ok
-            if len(parts) == 4 and parts[3] in ("hide", "show") and method == "POST":
-                (admin.hide_field if parts[3] == "hide" else admin.show_field)(sobject, parts[2])
-                return ok
-            if len(parts) == 4 and parts[3] == "formula" and method == "PUT":
-                admin.set_formula(sobject, parts[2], body["formula"])
-                return ok
-        if parts == ["clock", "advance"] and method == "POST":
-            admin.advance_clock(float(body["seconds"]))
-            return ok
-        if parts == ["api_usage"] and method == "PUT":
-            admin.set_api_usage(int(body["used"]))
-            return ok
-        if len(parts) == 2 and parts[0] == "faults" and method == "POST":
-            name = parts[1]
-            if name in ("expire_locators", "revoke_refresh_tokens"):
-                getattr(admin, name)()
-                return ok
-            if name in (
-                "fail_next",
-                "unavailable",
-                "slow",
-                "drop_connection",
-                "query_timeout",
-                "clear",
-            ):
-                getattr(admin.faults, name)(**body)
-                return ok
-        if parts == ["simulator", "run"] and method == "POST" and org.simulator is not None:
-            events = org.simulator.run(int(body.get("events", 1)))
-            return json_response(200, [e.__dict__ for e in events])
-        if parts == ["save"] and method == "POST":
-            self.emulator.save()
-            return ok
-        return json_response(
-            404, {"error": "NotFound", "message": f"no admin route {method} {request.path}"}
-        )
+        if not rest and method == "POST":
+            return json_response(201, {"id": admin.create(sobject, body)})
+        if not rest and method == "GET":
+            include = request.arg("include_deleted", "false") == "true"
+            return json_response(200, admin.records(sobject, include_deleted=include))
+        if rest == ["commit_late"] and method == "POST":
+            record_id = admin.commit_late(sobject, body["fields"], body["modstamp"])
+            return json_response(201, {"id": record_id})
+        if len(rest) == 1 and method == "PATCH":
+            admin.update(sobject, rest[0], body, by=request.arg("by", "user") or "user")
+            return _ok()
+        if len(rest) == 1 and method == "GET":
+            return json_response(200, admin.get(sobject, rest[0]))
+        actions = {
+            "system_update": admin.system_update,
+            "delete": admin.delete,
+            "undelete": admin.undelete,
+            "hard_delete": admin.hard_delete,
+        }
+        if len(rest) == 2 and method == "POST" and rest[1] in actions:
+            actions[rest[1]](sobject, rest[0])
+            return _ok()
+        return None
+
+    @staticmethod
+    def _fields(
+        org: EmulatedOrg, method: str, sobject: str, rest: list[str], body: Any
+    ) -> Response | None:
+        admin = org.admin
+        if not rest and method == "POST":
+            options = {k: v for k, v in body.items() if k not in ("name", "type")}
+            admin.add_field(sobject, body["name"], body["type"], **options)
+            return _ok()
+        if len(rest) == 1 and method == "DELETE":
+            admin.remove_field(sobject, rest[0])
+            return _ok()
+        if len(rest) == 2 and rest[1] == "hide" and method == "POST":
+            admin.hide_field(sobject, rest[0])
+            return _ok()
+        if len(rest) == 2 and rest[1] == "show" and method == "POST":
+            admin.show_field(sobject, rest[0])
+            return _ok()
+        if len(rest) == 2 and rest[1] == "formula" and method == "PUT":
+            admin.set_formula(sobject, rest[0], body["formula"])
+            return _ok()
+        return None
+
+    @staticmethod
+    def _faults(org: EmulatedOrg, name: str, body: Any) -> Response | None:
+        if name in ("expire_locators", "revoke_refresh_tokens"):
+            getattr(org.admin, name)()
+            return _ok()
+        if name in (
+            "fail_next",
+            "unavailable",
+            "slow",
+            "drop_connection",
+            "query_timeout",
+            "clear",
+        ):
+            getattr(org.faults, name)(**body)
+            return _ok()
+        return None
+
+
+def _ok() -> Response:
+    return json_response(200, {"ok": True})

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 class Fault:
     """One queued fault.
 
-    ``kind`` is ``status`` (answer with ``status`` and, when ``json_body``, a Salesforce error
-    array), ``slow`` (wait ``delay`` seconds, then answer normally), ``drop`` (send the headers
+    ``kind`` is ``status`` (respond with ``status`` and, when ``json_body``, a Salesforce error
+    array), ``slow`` (wait ``delay`` seconds, then respond normally), ``drop`` (send the headers
     and part of the body, then close the connection) or ``query_timeout`` (400 QUERY_TIMEOUT on
     the next query request). ``path_contains`` narrows which requests the fault applies to.
     """
@@ -46,7 +46,7 @@ class FaultPlan:
         json_body: bool = True,
         path_contains: str = "",
     ) -> None:
-        """Answer the next ``n`` REST requests with ``status`` and a Salesforce error body."""
+        """Fail the next ``n`` REST requests with ``status`` and a Salesforce error body."""
         defaults = {
             401: ("INVALID_SESSION_ID", "Session expired or invalid"),
             403: ("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."),
@@ -71,7 +71,7 @@ class FaultPlan:
         )
 
     def unavailable(self, n: int = 1, json_body: bool = True) -> None:
-        """Answer the next ``n`` REST requests with 503, with or without a JSON error body."""
+        """Fail the next ``n`` REST requests with 503, with or without a JSON error body."""
         self.fail_next(n, status=503, json_body=json_body)
 
     def slow(self, seconds: float, n: int = 1, path_contains: str = "") -> None:

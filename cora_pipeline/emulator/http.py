@@ -98,7 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
         header_bytes = sum(len(k) + len(v) + 4 for k, v in self.headers.items())
         # NOTE: the bodies and content types of Salesforce's 414 and 431 are undocumented;
         # plain text is the likely form because the front end rejects these requests before
-        # the API sees them.
+        # they reach the API.
         if request_line_bytes > MAX_URI_BYTES:
             self._send(Response(414, b"URI Too Long", {"Content-Type": "text/plain"}))
             return
@@ -107,6 +107,7 @@ class _Handler(BaseHTTPRequestHandler):
                 Response(431, b"Request Header Fields Too Large", {"Content-Type": "text/plain"})
             )
             return
+
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         split = urlsplit(target)
@@ -118,6 +119,7 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
             raw_target=target,
         )
+
         try:
             response = self.server.dispatch(request)
         except Exception:

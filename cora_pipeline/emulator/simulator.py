@@ -126,12 +126,15 @@ class ActivitySimulator:
         chosen_kind = kind or rng.choices(list(EVENT_WEIGHTS), list(EVENT_WEIGHTS.values()))[0]
         name = sobject or rng.choice(DATA_OBJECTS)
         self.events_run += 1
+
         if chosen_kind == "clock":
             admin.advance_clock(rng.randint(1, 3600))
             return ActivityEvent("clock", name, None)
+
         with org.lock:
             live = [i for i, r in org.tables[name].items() if not r["IsDeleted"]]
             deleted = [i for i, r in org.tables[name].items() if r["IsDeleted"]]
+
         if chosen_kind == "create" or (not live and chosen_kind != "undelete"):
             record_id = admin.create(name, self._new_fields(name))
             return ActivityEvent("create", name, record_id)

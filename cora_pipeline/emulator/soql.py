@@ -553,6 +553,7 @@ def date_range(function: str, amount: int, today: date) -> tuple[date, date]:
     week_start = today - timedelta(days=(today.weekday() + 1) % 7)
     quarter_start = date(today.year, (today.month - 1) // 3 * 3 + 1, 1)
     day = timedelta(days=1)
+
     ranges: dict[str, tuple[date, date]] = {
         "YESTERDAY": (today - day, today),
         "TODAY": (today, today + day),
@@ -572,6 +573,7 @@ def date_range(function: str, amount: int, today: date) -> tuple[date, date]:
         "LAST_QUARTER": (_month_start(quarter_start, -3), quarter_start),
         "NEXT_QUARTER": (_month_start(quarter_start, 3), _month_start(quarter_start, 6)),
     }
+
     if function in ranges:
         return ranges[function]
     if function == "LAST_N_DAYS":

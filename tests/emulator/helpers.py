@@ -47,7 +47,7 @@ def hidden_fields(page: str) -> dict[str, str]:
 def browser_authorize(
     emulator: Emulator, authorize_url: str, username: str, password: str, decision: str = "approve"
 ) -> requests.Response:
-    """Log in and answer the consent page like a browser; return the final redirect response."""
+    """Log in and submit the consent page like a browser; return the final redirect response."""
     browser = trusting_session(emulator)
     login_page = browser.get(authorize_url, allow_redirects=False)
     assert login_page.status_code == 200, login_page.text

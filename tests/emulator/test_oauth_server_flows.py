@@ -92,7 +92,7 @@ def test_jwt_with_wrong_audience_is_rejected(emulator: Emulator) -> None:
     }
 
 
-def test_jwt_exp_more_than_three_minutes_ahead_is_rejected(emulator: Emulator) -> None:
+def test_jwt_exp_over_three_minutes_rejected(emulator: Emulator) -> None:
     assertion = _assertion(
         emulator, emulator.production.integration_username, emulator.login_url, lifetime=600
     )

@@ -174,14 +174,17 @@ def test_http_admin_endpoints(changing: Emulator, changing_sf: Salesforce) -> No
     created = session.post(f"{base}/records/Account", json={"Name": "Via HTTP"})
     assert created.status_code == 201
     record_id = created.json()["id"]
+
     patched = session.patch(f"{base}/records/Account/{record_id}?by=system", json={"Phone": "777"})
     assert patched.status_code == 200
     record = org.admin.get("Account", record_id)
     assert record["Phone"] == "777"
     assert session.post(f"{base}/records/Account/{record_id}/delete").status_code == 200
     assert org.admin.get("Account", record_id)["IsDeleted"] is True
+
     assert session.post(f"{base}/fields/Account/Phone/hide").status_code == 200
     assert "Phone" not in {f["name"] for f in changing_sf.Account.describe()["fields"]}
+
     assert session.post(f"{base}/faults/fail_next", json={"n": 1, "status": 503}).ok
     assert (
         session.get(
@@ -190,11 +193,13 @@ def test_http_admin_endpoints(changing: Emulator, changing_sf: Salesforce) -> No
         ).status_code
         == 503
     )
+
     assert session.post(f"{base}/clock/advance", json={"seconds": 60}).ok
     assert session.put(f"{base}/api_usage", json={"used": 10}).ok
     assert session.get(f"{base}/org").json()["api_usage"] == {"used": 10, "max": 15000}
     events = session.post(f"{base}/simulator/run", json={"events": 3}).json()
     assert len(events) == 3
+
     bad = session.post(f"{base}/records/Nope", json={})
     assert bad.status_code == 400
     assert "Nope" in bad.json()["message"]

@@ -249,8 +249,11 @@ def test_long_text_pages_end_early(fresh: Emulator) -> None:
     admin = fresh.production.admin
     for index in range(3):
         admin.create("Invoice__c", {"Notes__c": "x" * 60_000, "Amount__c": index})
-    sf = Salesforce(instance_url=fresh.production.instance_url,
-                    session_id=connect(fresh)["access_token"], session=trusting_session(fresh))
+    sf = Salesforce(
+        instance_url=fresh.production.instance_url,
+        session_id=connect(fresh)["access_token"],
+        session=trusting_session(fresh),
+    )
     first = sf.query("SELECT Id, Notes__c FROM Invoice__c")
     assert first["totalSize"] == 3
     assert len(first["records"]) < 3
@@ -271,7 +274,8 @@ def test_last_page_can_be_fetched_again(fresh: Emulator, fresh_sf: Salesforce) -
 def test_post_to_query_is_405(fresh: Emulator, fresh_sf: Salesforce) -> None:
     response = trusting_session(fresh).post(
         f"{fresh.production.instance_url}/services/data/v59.0/query",
-        headers={"Authorization": f"Bearer {fresh_sf.session_id}"})
+        headers={"Authorization": f"Bearer {fresh_sf.session_id}"},
+    )
     assert response.status_code == 405
     assert response.json()[0]["errorCode"] == "METHOD_NOT_ALLOWED"
 
@@ -279,5 +283,6 @@ def test_post_to_query_is_405(fresh: Emulator, fresh_sf: Salesforce) -> None:
 def test_oversized_headers_give_431(fresh: Emulator, fresh_sf: Salesforce) -> None:
     response = trusting_session(fresh).get(
         f"{fresh.production.instance_url}/services/data/v59.0/limits",
-        headers={"Authorization": f"Bearer {fresh_sf.session_id}", "X-Padding": "p" * 17_000})
+        headers={"Authorization": f"Bearer {fresh_sf.session_id}", "X-Padding": "p" * 17_000},
+    )
     assert response.status_code == 431
