@@ -1,4 +1,16 @@
-"""Connecting Salesforce orgs: OAuth 2.0 flows, the encrypted token vault and the token manager."""
+"""Connecting Salesforce orgs: OAuth 2.0 flows, the encrypted token vault and the token manager.
+
+Typical use::
+
+    store = ConnectionStore.open(settings, create_key=True)
+    record = connect_web_server(org_config, store)          # or connect_jwt, ...
+    tokens = TokenManager(org_config, store)
+    token = tokens.current()                                # after a 401 INVALID_SESSION_ID:
+    token = tokens.refresh(stale=token)                     # then retry the call once
+
+A web page uses :func:`begin_authorization` and :func:`complete_authorization` with its own
+callback URL instead of :func:`connect_web_server`.
+"""
 
 from cora_pipeline.connect.authorize import (
     DEFAULT_SCOPES,

@@ -117,6 +117,6 @@ def test_secrets_absent_everywhere(
         assert secret not in run_config_text
         for path in written:
             if path == key_file and secret in vault_keys:
-                continue  # the key file holds the current vault key by design
+                continue  # the key file contains the current vault key by design
             assert secret.encode() not in path.read_bytes(), path
     assert "access token refreshed" in caplog.text
