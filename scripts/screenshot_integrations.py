@@ -9,6 +9,8 @@ It saves:
 - ``denied.png``: the Sandbox card after the administrator clicked Deny
 - ``integrations-desktop.png`` and ``integrations-mobile.png``: every card, at 1280 and 390 pixels
 - ``disconnect.png``: the Disconnect confirmation
+- ``budget-exhausted.png``: the Sandbox card after a sync stopped at the org's API budget
+- ``needs-reauthorization.png``: the Production card after Salesforce revoked its refresh token
 
 Usage: ``python scripts/screenshot_integrations.py [--output DIR]``. Needs Debian's chromium at
 /usr/bin/chromium (Playwright's own browser download is not used). Every file it writes except the
@@ -32,8 +34,10 @@ import uvicorn
 import yaml
 
 from cora_pipeline.config import Settings, load_settings
+from cora_pipeline.connect import ConnectionStore, TokenManager
 from cora_pipeline.demo import mutate_org
 from cora_pipeline.emulator import Emulator, EmulatorSettings
+from cora_pipeline.errors import ReauthorizationRequired
 from cora_pipeline.orchestration.runner import run_sync
 from cora_pipeline.web import create_app
 from cora_pipeline.web.app import CALLBACK_PATH, INTEGRATIONS_PATH
@@ -119,6 +123,33 @@ def sync_twice(settings: Settings, emu: Emulator, dagster_home: Path) -> None:
             mutate_org(emu.production)
 
 
+def exhaust_budget(settings: Settings, emu: Emulator, dagster_home: Path) -> None:
+    """Sync the Sandbox org once, then again after it used 97% of its daily API allocation.
+
+    The extractor records a run stopped by the budget only for objects it extracted before,
+    because it needs their fields, so the first sync runs with the allocation unused.
+    """
+    instance = dg.DagsterInstance.local_temp(str(dagster_home))
+    first = run_sync(settings, "acme_uat", instance=instance)
+    if not first.success:
+        raise RuntimeError(f"the first sync of acme_uat failed: {first.error}")
+    _, maximum = emu.sandbox.admin.api_usage()
+    emu.sandbox.admin.set_api_usage(maximum * 97 // 100)
+    second = run_sync(settings, "acme_uat", instance=instance)
+    log.info("sync of acme_uat near its API limit: success=%s", second.success)
+
+
+def revoke_production(settings: Settings, emu: Emulator) -> None:
+    """Revoke the Production org's refresh tokens in Salesforce, then refresh as a sync would."""
+    emu.production.admin.revoke_refresh_tokens()
+    store = ConnectionStore.open(settings)
+    try:
+        TokenManager(settings.org("acme"), store).refresh()
+    except ReauthorizationRequired:
+        return
+    raise RuntimeError("the refresh after revoking every refresh token of acme succeeded")
+
+
 def take_screenshots(output: Path, work: Path) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -180,6 +211,12 @@ def take_screenshots(output: Path, work: Path) -> None:
 
                 page.locator("#org-acme").get_by_role("link", name="Disconnect").click()
                 page.screenshot(path=str(output / "disconnect.png"))
+
+                exhaust_budget(settings, emu, work / "dagster_home")
+                revoke_production(settings, emu)
+                page.goto(INTEGRATIONS_PATH)
+                page.locator("#org-acme_uat").screenshot(path=str(output / "budget-exhausted.png"))
+                page.locator("#org-acme").screenshot(path=str(output / "needs-reauthorization.png"))
                 context.close()
             finally:
                 browser.close()
