@@ -300,7 +300,9 @@ def run_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
             )
         keys = parse_keys(new_value, f"environment variable {NEW_KEY_ENV}")
         new_key = keys[0]
-    count = len(store.list())
+    # Counting files instead of decrypting them lets a rotation that stopped halfway (with some
+    # files already under the new key) run again with the same keys.
+    count = len(list(store.vault_dir.glob("*.json")))
     rotated = store.rotate_key(new_key)
     _print(
         f"Re-encrypted {count} connection(s): vault key {old_key_id} replaced by {rotated.key_id}."

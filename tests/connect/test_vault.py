@@ -295,3 +295,27 @@ def test_failed_write_keeps_previous_file(tmp_path: Path, monkeypatch: pytest.Mo
     assert loaded is not None
     assert loaded[1] == StoredTokens(ACCESS, REFRESH)
     assert not list(store.vault_dir.glob(".*.tmp"))
+
+
+def test_interrupted_environment_rotation_can_rerun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old_key = VaultKey.generate()
+    new_key = VaultKey.generate()
+    monkeypatch.setenv(KEY_ENV, old_key.encode())
+    store = ConnectionStore.open_home(tmp_path)
+    store.save(make_record("acme"), StoredTokens(ACCESS, REFRESH))
+    store.save(make_record("beta"), StoredTokens("beta-access-token-1234", None))
+    # Only acme was re-encrypted before the interruption.
+    halfway = ConnectionStore.open_home(tmp_path)
+    halfway.keyring = type(halfway.keyring)((new_key, old_key), halfway.keyring.source)
+    loaded = halfway.load("acme")
+    assert loaded is not None
+    halfway.save(*loaded)
+
+    ConnectionStore.open_home(tmp_path).rotate_key(new_key)
+
+    monkeypatch.setenv(KEY_ENV, new_key.encode())
+    reopened = ConnectionStore.open_home(tmp_path)
+    assert [r.org for r in reopened.list()] == ["acme", "beta"]
+    assert {r.key_id for r in reopened.list()} == {new_key.key_id}
