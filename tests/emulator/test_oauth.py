@@ -429,3 +429,79 @@ def test_auto_approve_redirects_immediately() -> None:
             code_verifier=verifier,
         )
         assert token["instance_url"] == emulator.production.instance_url
+
+
+def test_code_expires_after_fifteen_minutes(emulator: Emulator) -> None:
+    with Emulator(EmulatorSettings(seed=3, sizes={})) as fresh:
+        client = oauth_client(fresh)
+        verifier = generate_token(48)
+        url, _ = client.create_authorization_url(
+            f"{fresh.login_url}/services/oauth2/authorize", code_verifier=verifier
+        )
+        final = browser_authorize(
+            fresh, url, fresh.production.admin_username, fresh.production.admin_password
+        )
+        fresh.production.admin.advance_clock(15 * 60 + 1)
+        code = query_params(final.headers["Location"])["code"]
+        response = trusting_session(fresh).post(
+            f"{fresh.login_url}/services/oauth2/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": CALLBACK,
+                "code_verifier": verifier,
+            },
+            auth=(fresh.client_id, fresh.client_secret),
+        )
+        assert response.json() == {
+            "error": "invalid_grant",
+            "error_description": "expired authorization code",
+        }
+
+
+def test_immediate_without_session_is_unsuccessful(emulator: Emulator) -> None:
+    response = trusting_session(emulator).get(
+        f"{emulator.login_url}/services/oauth2/authorize",
+        params={
+            "response_type": "code",
+            "client_id": emulator.client_id,
+            "redirect_uri": CALLBACK,
+            "immediate": "true",
+            "state": "x",
+        },
+        allow_redirects=False,
+    )
+    assert query_params(response.headers["Location"]) == {
+        "error": "immediate_unsuccessful",
+        "error_description": "immediate unsuccessful",
+        "state": "x",
+    }
+
+
+def test_urlencoded_format_for_token_errors(emulator: Emulator) -> None:
+    response = trusting_session(emulator).post(
+        f"{emulator.login_url}/services/oauth2/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": "nope",
+            "format": "urlencoded",
+            "client_id": emulator.client_id,
+        },
+    )
+    assert response.status_code == 400
+    assert response.headers["Content-Type"].startswith("application/x-www-form-urlencoded")
+    assert query_params("?" + response.text) == {
+        "error": "invalid_grant",
+        "error_description": "expired access/refresh token",
+    }
+
+
+def test_prompt_login_overrides_auto_approve() -> None:
+    with Emulator(EmulatorSettings(seed=3, sizes={}, auto_approve=True)) as fresh:
+        client = oauth_client(fresh)
+        url, _ = client.create_authorization_url(
+            f"{fresh.login_url}/services/oauth2/authorize", prompt="login"
+        )
+        response = trusting_session(fresh).get(url, allow_redirects=False)
+        assert response.status_code == 200
+        assert 'id="login_form"' in response.text
