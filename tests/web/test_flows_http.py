@@ -155,3 +155,27 @@ def test_served_page_logs_paths_without_queries(settings: Settings, tmp_path: Pa
     log = stderr_path.read_text(encoding="utf-8")
     assert f"GET {CALLBACK_PATH} 303" in log
     assert code not in log
+
+
+def test_card_reads_what_a_sync_wrote(
+    web: WebServer, emulator: Emulator, settings: Settings, tmp_path: Path
+) -> None:
+    import dagster as dg
+
+    from cora_pipeline.orchestration.runner import run_sync
+
+    session = signed_in_session(web)
+    connect_production(web, session, emulator)
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+
+    outcome = run_sync(
+        settings, PRODUCTION_ORG, instance=dg.DagsterInstance.local_temp(str(dagster_home))
+    )
+
+    assert outcome.success, outcome.error
+    page = session.get(web.base_url + INTEGRATIONS_PATH, timeout=10).text
+    for sobject in ("Account", "Contact", "Opportunity", "Case", "Invoice__c"):
+        assert f'<tr data-object="{sobject}">' in page
+    assert "baseline" in page
+    assert " of 15,000 calls" in page
