@@ -67,6 +67,9 @@ class EmulatedOrg:
         self.deleted_log: dict[str, dict[str, str]] = {name: {} for name in self.schema}
         self.earliest_date_available: dict[str, str] = {}
         self.auto_numbers: dict[str, int] = {}
+        # Account id -> [object, record id, "IsDeleted" | "Account__c"] that its delete
+        # cascaded to, so undelete can restore them.
+        self.cascades: dict[str, list[list[str]]] = {}
         self.users: list[OrgUser] = []
         self.api = ApiUsage(daily_api_limit, clock.now)
         self.faults = FaultPlan()
@@ -382,7 +385,11 @@ class OrgAdmin:
         self.update(sobject, record_id, {}, by="system")
 
     def delete(self, sobject: str, record_id: str) -> None:
-        """Soft-delete a record into the Recycle Bin (queryAll still returns it)."""
+        """Soft-delete a record into the Recycle Bin (queryAll still returns it).
+
+        Deleting an Account also deletes its contacts, opportunities and cases and clears
+        Invoice__c lookups to it, as Salesforce does; undelete() restores both.
+        """
         org = self._org
         with org.lock:
             definition, current = self._get(sobject, record_id)
@@ -391,43 +398,85 @@ class OrgAdmin:
             if current["IsDeleted"]:
                 raise AdminError(f"{definition.name} record {record_id} is already deleted")
             now = org.clock.now_wire()
-            record = dict(
-                current,
-                IsDeleted=True,
-                SystemModstamp=now,
-                LastModifiedDate=now,
-                LastModifiedById=org.admin_user_id,
-            )
-            org.tables[definition.name][record["Id"]] = record
-            org.deleted_log[definition.name][record["Id"]] = now
+            self._set_deleted(definition.name, current, True, now)
+            if definition.name == "Account":
+                org.cascades[current["Id"]] = self._cascade_account_delete(current["Id"], now)
+
+    def _set_deleted(self, object_name: str, current: Record, deleted: bool, now: str) -> None:
+        org = self._org
+        record = dict(
+            current,
+            IsDeleted=deleted,
+            SystemModstamp=now,
+            LastModifiedDate=now,
+            LastModifiedById=org.admin_user_id,
+        )
+        org.tables[object_name][record["Id"]] = record
+        if deleted:
+            org.deleted_log[object_name][record["Id"]] = now
+        else:
+            org.deleted_log[object_name].pop(record["Id"], None)
+
+    def _cascade_account_delete(self, account_id: str, now: str) -> list[list[str]]:
+        """Delete an account's children and clear lookups to it; return what to restore."""
+        org = self._org
+        changes: list[list[str]] = []
+        for child in ("Contact", "Opportunity", "Case"):
+            for record in list(org.tables[child].values()):
+                if record.get("AccountId") == account_id and not record["IsDeleted"]:
+                    self._set_deleted(child, record, True, now)
+                    changes.append([child, record["Id"], "IsDeleted"])
+        table = org.tables["Invoice__c"]
+        for record in list(table.values()):
+            if record.get("Account__c") == account_id:
+                # Clearing a lookup on parent delete is a system change: only SystemModstamp moves.
+                table[record["Id"]] = dict(record, Account__c=None, SystemModstamp=now)
+                changes.append(["Invoice__c", record["Id"], "Account__c"])
+        return changes
 
     def undelete(self, sobject: str, record_id: str) -> None:
-        """Restore a record from the Recycle Bin."""
+        """Restore a record from the Recycle Bin, with what deleting it cascaded to."""
         org = self._org
         with org.lock:
             definition, current = self._get(sobject, record_id)
             if not current["IsDeleted"]:
                 raise AdminError(f"{definition.name} record {record_id} is not deleted")
             now = org.clock.now_wire()
-            record = dict(
-                current,
-                IsDeleted=False,
-                SystemModstamp=now,
-                LastModifiedDate=now,
-                LastModifiedById=org.admin_user_id,
-            )
-            org.tables[definition.name][record["Id"]] = record
-            org.deleted_log[definition.name].pop(record["Id"], None)
+            self._set_deleted(definition.name, current, False, now)
+            for object_name, child_id, change in org.cascades.pop(current["Id"], []):
+                child = org.tables[object_name].get(child_id)
+                if child is None:
+                    continue
+                if change == "IsDeleted" and child["IsDeleted"]:
+                    self._set_deleted(object_name, child, False, now)
+                elif change == "Account__c" and child.get("Account__c") is None:
+                    org.tables[object_name][child_id] = dict(
+                        child, Account__c=current["Id"], SystemModstamp=now
+                    )
 
     def hard_delete(self, sobject: str, record_id: str) -> None:
-        """Remove a record for good, as emptying the Recycle Bin does; neither query returns it."""
+        """Remove a record for good, as emptying the Recycle Bin does; neither query returns it.
+
+        Children that deleting an Account cascaded to are removed with it.
+        """
         org = self._org
         with org.lock:
             definition, current = self._get(sobject, record_id)
-            del org.tables[definition.name][current["Id"]]
-            now = org.clock.now_wire()
-            org.deleted_log[definition.name].setdefault(current["Id"], now)
-            org.earliest_date_available[definition.name] = now
+            if definition.name == "Account" and not current["IsDeleted"]:
+                now = org.clock.now_wire()
+                org.cascades[current["Id"]] = self._cascade_account_delete(current["Id"], now)
+            self._purge(definition.name, current["Id"])
+            for object_name, child_id, change in org.cascades.pop(current["Id"], []):
+                child = org.tables[object_name].get(child_id)
+                if change == "IsDeleted" and child is not None and child["IsDeleted"]:
+                    self._purge(object_name, child_id)
+
+    def _purge(self, object_name: str, record_id: str) -> None:
+        org = self._org
+        del org.tables[object_name][record_id]
+        now = org.clock.now_wire()
+        org.deleted_log[object_name].setdefault(record_id, now)
+        org.earliest_date_available[object_name] = now
 
     def commit_late(self, sobject: str, fields: dict[str, Any], modstamp: str | datetime) -> str:
         """Insert a record whose SystemModstamp lies in the past, like a long transaction committing late."""

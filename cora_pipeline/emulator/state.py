@@ -30,6 +30,7 @@ def _org_state(org: EmulatedOrg) -> dict[str, Any]:
             "deleted_log": org.deleted_log,
             "earliest_date_available": org.earliest_date_available,
             "auto_numbers": org.auto_numbers,
+            "cascades": org.cascades,
             "ids": org.ids.state(),
             "clock_offset": org.clock.offset_seconds,
             "api_usage": org.api.state(),
@@ -86,6 +87,7 @@ def _restore_org(org: EmulatedOrg, data: dict[str, Any]) -> None:
         org.deleted_log = data["deleted_log"]
         org.earliest_date_available = data["earliest_date_available"]
         org.auto_numbers = data["auto_numbers"]
+        org.cascades = data.get("cascades", {})
         org.ids.restore(data["ids"])
         org.clock.set_offset(data["clock_offset"])
         org.api.restore([tuple(b) for b in data["api_usage"]])

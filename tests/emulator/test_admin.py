@@ -139,3 +139,24 @@ def test_seeded_data_is_deterministic() -> None:
     finally:
         first.stop()
         second.stop()
+
+
+def test_account_delete_cascades_and_undelete_restores(
+    small: Emulator, small_sf: Salesforce
+) -> None:
+    admin = small.production.admin
+    account = admin.create("Account", {"Name": "Parent"})
+    contact = admin.create("Contact", {"LastName": "Child", "AccountId": account})
+    invoice = admin.create("Invoice__c", {"Account__c": account})
+    admin.delete("Account", account)
+    deleted = small_sf.query_all(
+        f"SELECT Id, IsDeleted FROM Contact WHERE Id = '{contact}'", include_deleted=True
+    )["records"]
+    assert deleted[0]["IsDeleted"] is True
+    assert admin.get("Invoice__c", invoice)["Account__c"] is None
+    admin.undelete("Account", account)
+    assert admin.get("Contact", contact)["IsDeleted"] is False
+    assert admin.get("Invoice__c", invoice)["Account__c"] == account
+    admin.hard_delete("Account", account)
+    with pytest.raises(AdminError):
+        admin.get("Contact", contact)
