@@ -1,9 +1,8 @@
 """What one Salesforce card shows: the connection record, API usage and the last sync per object.
 
 Connection details come from the vault (records only, never tokens). API usage and sync history come
-from the DuckDB warehouse, opened read-only for each page view. The pipeline's writer holds an
-exclusive lock on ``warehouse.duckdb`` while it applies an extract, so the analyst catalog
-``analyst.duckdb`` is read instead while the lock is held. When neither opens, the card shows why.
+from the warehouse, opened read-only for each page view: the analyst catalog ``analyst.duckdb``
+when it exists, else ``warehouse.duckdb``. When neither can be read, the card shows why.
 """
 
 import logging
@@ -187,45 +186,37 @@ def _read_records(
 def read_sync_summaries(
     data_root: Path, orgs: Iterable[OrgConfig], now: datetime
 ) -> dict[str, SyncSummary]:
-    """Read each org's newest sync per object and its API usage from the warehouse."""
-    orgs = list(orgs)
-    con, reason = _connect_read_only(data_root)
-    if con is None:
-        if reason is None:
-            return {}
-        return {org.name: SyncSummary(unavailable=reason) for org in orgs}
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        return {org.name: _summary(con, org, now) for org in orgs}
-    except duckdb.Error as exc:
-        log.error("cannot read sync history from %s: %s", data_root, exc)
-        message = f"The sync history could not be read: {exc}"
-        return {org.name: SyncSummary(unavailable=message) for org in orgs}
-    finally:
-        con.close()
+    """Read each org's newest sync per object and its API usage from the warehouse.
 
-
-def _connect_read_only(data_root: Path) -> tuple[duckdb.DuckDBPyConnection | None, str | None]:
-    """Open the warehouse, else the analyst catalog, read-only.
-
-    Returns (None, None) when no warehouse exists yet, and (None, reason) when the files exist but
-    none can be opened.
+    The analyst catalog is read first: any open connection to ``warehouse.duckdb``, even a
+    read-only one, keeps the pipeline's writer from opening it until the connection closes.
     """
-    candidates = [data_root / WAREHOUSE_FILE, data_root / ANALYST_FILE]
+    orgs = list(orgs)
+    candidates = [data_root / ANALYST_FILE, data_root / WAREHOUSE_FILE]
     existing = [path for path in candidates if path.exists()]
     if not existing:
-        return None, None
+        return {}
     failures = []
     for path in existing:
         try:
-            return duckdb.connect(str(path), read_only=True), None
+            return _read_summaries(path, orgs, now)
         except duckdb.Error as exc:
-            log.info("cannot open %s read-only: %s", path, exc)
+            log.warning("cannot read sync history from %s: %s", path, exc)
             failures.append(f"{path.name}: {exc}")
-    return None, (
-        "The sync history is not available right now because the pipeline is writing to the "
-        "warehouse; reload the page in a minute. (" + "; ".join(failures) + ")"
+    message = (
+        "The sync history is not available right now, usually because the pipeline is writing "
+        "to the warehouse. Reload the page in a minute. (" + "; ".join(failures) + ")"
     )
+    return {org.name: SyncSummary(unavailable=message) for org in orgs}
+
+
+def _read_summaries(path: Path, orgs: list[OrgConfig], now: datetime) -> dict[str, SyncSummary]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        return {org.name: _summary(con, org, now) for org in orgs}
+    finally:
+        con.close()
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:

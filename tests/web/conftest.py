@@ -1,8 +1,11 @@
 """Fixtures for the Integrations page: the emulator, a configuration with a Production and a
 Sandbox org, the page served by uvicorn on 127.0.0.1, and Chromium driven through Playwright."""
 
+import contextlib
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -225,3 +228,28 @@ def authorize_without_browser(
             timeout=10,
         )
     raise AssertionError(f"the emulator did not redirect; last page: {response.text[:300]}")
+
+
+@contextlib.contextmanager
+def holding_lock(path: Path) -> Iterator[None]:
+    """Keep ``path`` open read-write in another process, as the pipeline's writer does."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('open', flush=True); "
+            "sys.stdin.read()",
+            str(path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "open"
+        yield
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=10)

@@ -1,7 +1,5 @@
 """Card contents from the vault and the DuckDB warehouse: statuses, API usage, last sync."""
 
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,7 @@ from cora_pipeline.warehouse import Warehouse
 from cora_pipeline.web.app import INTEGRATIONS_PATH
 from cora_pipeline.web.cards import build_cards, read_sync_summaries
 
-from .conftest import PRODUCTION_ORG, WebServer, signed_in_session
+from .conftest import PRODUCTION_ORG, WebServer, holding_lock, signed_in_session
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 ORG = OrgConfig(
@@ -166,26 +164,8 @@ def test_missing_warehouse_shows_no_history(tmp_path: Path) -> None:
 
 def test_locked_warehouse_is_reported(tmp_path: Path) -> None:
     write_warehouse(tmp_path, [sync_run("Account", "e1", NOW)], [])
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('open', flush=True); "
-            "sys.stdin.read()",
-            str(tmp_path / "warehouse.duckdb"),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "open"
+    with holding_lock(tmp_path / "warehouse.duckdb"):
         summary = read_sync_summaries(tmp_path, [ORG], NOW)["acme"]
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(timeout=10)
 
     assert summary.unavailable is not None
     assert "pipeline is writing to the warehouse" in summary.unavailable

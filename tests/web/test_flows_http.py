@@ -20,6 +20,7 @@ from .conftest import (
     authorize_without_browser,
     csrf_token,
     free_port,
+    holding_lock,
     signed_in_session,
 )
 from .test_access_control import start_connect
@@ -179,3 +180,10 @@ def test_card_reads_what_a_sync_wrote(
         assert f'<tr data-object="{sobject}">' in page
     assert "baseline" in page
     assert " of 15,000 calls" in page
+
+    # While the pipeline's writer holds warehouse.duckdb, the card reads the analyst catalog.
+    assert (settings.data_root / "analyst.duckdb").exists()
+    with holding_lock(settings.data_root / "warehouse.duckdb"):
+        during_write = session.get(web.base_url + INTEGRATIONS_PATH, timeout=10).text
+    assert '<tr data-object="Account">' in during_write
+    assert "not available right now" not in during_write
