@@ -1,5 +1,9 @@
 """The REST data API of one emulated org host: discovery, describe, query, limits, replication
-and composite resources, with Salesforce's status codes, error bodies and limit headers."""
+and composite resources, with Salesforce's status codes, error bodies and limit headers.
+
+NOTE: Bulk API 2.0 (``jobs/query``), search, tooling and sObject collections are not emulated;
+they return 404 NOT_FOUND.
+"""
 
 from __future__ import annotations
 
