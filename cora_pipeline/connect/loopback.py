@@ -8,9 +8,11 @@ pastes back the URL the browser ends up on (the page itself fails to load there,
 import errno
 import html
 import logging
+import os
+import sys
 import threading
 import webbrowser
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
@@ -29,6 +31,18 @@ log = logging.getLogger(__name__)
 
 LOOPBACK_HOST = "127.0.0.1"
 CALLBACK_PATH = "/callback"
+
+
+def has_graphical_browser(environ: Mapping[str, str] | None = None) -> bool:
+    """Return whether :func:`webbrowser.open` would reach a graphical browser.
+
+    Without a display on Linux, Python's webbrowser module may start a text browser (lynx, w3m)
+    inside the terminal, which is worse than printing the URL. ``$BROWSER`` counts as a choice.
+    """
+    environ = os.environ if environ is None else environ
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return any(environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"))
 
 
 def loopback_redirect_uri(port: int) -> str:
@@ -154,10 +168,17 @@ def connect_web_server(
                 # The browser stopped on a Salesforce page instead of coming back. An error page
                 # URL contains the reason, so fail now instead of waiting for the timeout.
                 _raise_for_error_page(org_config, pending, landed, store)
-        else:
+        elif has_graphical_browser():
             output(f"Opening the Salesforce login page in your browser:\n\n{pending.url}\n")
             if not webbrowser.open(pending.url):
                 output("No browser could be opened; open the URL above on this machine.")
+        else:
+            output(
+                f"No graphical browser found. Open this URL in a browser on this machine, or on "
+                f"another machine after forwarding the callback port (ssh -L "
+                f"{org_config.callback_port}:127.0.0.1:{org_config.callback_port} this-host), "
+                f"or stop and run again with --no-browser:\n\n{pending.url}\n"
+            )
         log.info(
             "org %s: waiting up to %.0f s for the OAuth callback on %s",
             org_config.name,

@@ -7,6 +7,7 @@ import argparse
 import base64
 import hashlib
 import socket
+import sys
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,7 +24,7 @@ from cora_pipeline.connect import (
 )
 from cora_pipeline.connect.cli import add_connect_arguments, connect_overrides
 from cora_pipeline.connect.hints import explain
-from cora_pipeline.connect.loopback import CallbackServer
+from cora_pipeline.connect.loopback import CallbackServer, has_graphical_browser
 from cora_pipeline.connect.store import ConnectionRecord
 from cora_pipeline.connect.tokens import reauthorization_command
 from cora_pipeline.errors import AuthorizationError, ConfigError
@@ -343,3 +344,36 @@ def test_reauthorization_command_keeps_sandbox_my_domain() -> None:
 )
 def test_invalid_grant_descriptions_are_explained(description: str, expected: str) -> None:
     assert expected in explain("invalid_grant", description)
+
+
+def test_headless_terminal_prints_url_without_browser(
+    store: ConnectionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"):
+        monkeypatch.delenv(name, raising=False)
+
+    def fail_open(url: str) -> bool:
+        raise AssertionError("webbrowser.open must not run without a display")
+
+    monkeypatch.setattr("webbrowser.open", fail_open)
+    org = OrgConfig(
+        name="acme",
+        login_url="https://login.salesforce.com",
+        is_sandbox=False,
+        client_id="x",
+        callback_port=free_port(),
+    )
+    printed: list[str] = []
+
+    with pytest.raises(AuthorizationError, match="timed out"):
+        connect_web_server(org, store, timeout=0.2, output=printed.append)
+
+    assert "No graphical browser found" in printed[0]
+    assert f"ssh -L {org.callback_port}:127.0.0.1:{org.callback_port}" in printed[0]
+    assert "/services/oauth2/authorize?" in printed[0]
+
+
+def test_display_or_browser_variable_means_browser() -> None:
+    assert has_graphical_browser({"DISPLAY": ":0"}) is True
+    assert has_graphical_browser({"BROWSER": "firefox"}) is True
+    assert has_graphical_browser({}) is (sys.platform in ("darwin", "win32"))

@@ -45,6 +45,7 @@ def config(salesforce: Salesforce, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv(NEW_KEY_ENV, raising=False)
     browser = redirect_browser(str(salesforce.emu.ca_file))
     monkeypatch.setattr(webbrowser, "open", lambda url: bool(browser(url)))
+    monkeypatch.setenv("BROWSER", "stand-in")  # a browser exists, so cora opens it
     return write_config(salesforce, tmp_path)
 
 

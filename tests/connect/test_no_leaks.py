@@ -43,6 +43,7 @@ def test_secrets_absent_everywhere(
     caplog.set_level(logging.DEBUG)
     browser = redirect_browser(str(emu.ca_file))
     monkeypatch.setattr(webbrowser, "open", lambda url: bool(browser(url)))
+    monkeypatch.setenv("BROWSER", "stand-in")  # a browser exists, so cora opens it
     pending: list[PendingAuthorization] = []
     original_begin = loopback.begin_authorization
 
