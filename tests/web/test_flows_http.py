@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -41,13 +42,19 @@ def connect_production(web: WebServer, session: requests.Session, emulator: Emul
     assert response.status_code == 303
 
 
-def test_unfinished_connect_shows_waiting_note(web: WebServer) -> None:
+def test_unfinished_connect_shows_waiting_note(web: WebServer, emulator: Emulator) -> None:
     session = signed_in_session(web)
     authorize_url = start_connect(web, session)
 
     page = session.get(web.base_url + INTEGRATIONS_PATH, timeout=10).text
 
-    assert authorize_url.startswith("https://127.0.0.1:")
+    query = parse_qs(urlsplit(authorize_url).query)
+    assert authorize_url.startswith(emulator.login_url + "/services/oauth2/authorize?")
+    assert query["redirect_uri"] == [f"{web.base_url}{CALLBACK_PATH}"]
+    assert query["code_challenge_method"] == ["S256"]
+    assert len(query["code_challenge"][0]) == 43
+    assert len(query["state"][0]) >= 32
+    assert "code_verifier" not in query
     assert "A connection is waiting for Salesforce" in page
     assert "Approve Uninstalled Connected Apps" in page
     assert f"{web.base_url}{CALLBACK_PATH}" in page

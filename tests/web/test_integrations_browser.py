@@ -28,9 +28,18 @@ def connect_production(page: Any, emulator: Emulator, consent: str = "Allow") ->
 
 
 def test_production_and_sandbox_cards_show_connections(
-    browser_page: Any, emulator: Emulator, settings: Settings
+    browser_page: Any, emulator: Emulator, settings: Settings, web: WebServer
 ) -> None:
     page = browser_page
+    # Content-Security-Policy violations and failed loads show up as console errors. The
+    # emulator's pages (another origin) have no favicon, which is not this page's error.
+    console_errors: list[str] = []
+
+    def record_error(message: Any) -> None:
+        if message.type == "error" and message.location["url"].startswith(web.base_url):
+            console_errors.append(f"{message.location['url']}: {message.text}")
+
+    page.on("console", record_error)
     sign_in(page, OPERATOR, PASSWORD)
     assert card(page, PRODUCTION_ORG).get_by_test_id("status").inner_text() == "Not connected"
     assert card(page, SANDBOX_ORG).get_by_test_id("status").inner_text() == "Not connected"
@@ -68,6 +77,7 @@ def test_production_and_sandbox_cards_show_connections(
     assert sandbox_record is not None
     assert sandbox_record.is_sandbox is True
     assert sandbox_record.login_url == emulator.sandbox_login_url
+    assert console_errors == []
 
 
 def test_page_never_contains_a_secret(
