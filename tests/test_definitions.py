@@ -26,7 +26,7 @@ def test_module_definitions_load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert module.defs.resolve_job_def("sync_demo") is not None
 
 
-def test_two_orgs_get_their_own_groups_jobs_and_schedules() -> None:
+def test_orgs_get_own_groups_and_schedules() -> None:
     settings = parse_settings(
         {
             "orgs": {

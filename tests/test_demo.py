@@ -27,7 +27,7 @@ def _run_demo(cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str
     )
 
 
-def test_demo_runs_twice_and_leaves_runs_in_the_instance(tmp_path: Path) -> None:
+def test_demo_runs_twice(tmp_path: Path) -> None:
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
     shutil.copy(REPO / "dagster_home" / "dagster.yaml", dagster_home / "dagster.yaml")
