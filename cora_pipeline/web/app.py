@@ -217,12 +217,13 @@ def current_session(request: Request) -> Session | None:
 def set_session_cookie(request: Request, response: Response, session: Session) -> None:
     # SameSite=Lax, not Strict: Salesforce's redirect back to the callback is a cross-site
     # top-level navigation, and the callback needs the session to find the started authorization.
+    public_url = web(request).public_url or ""
     response.set_cookie(
         SESSION_COOKIE,
         session.session_id,
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=request.url.scheme == "https" or public_url.startswith("https://"),
         path="/",
     )
 
@@ -405,6 +406,7 @@ async def signin_submit(request: Request) -> Response:
     session = current_session(request)
     if session is None:
         # The anonymous session expired, or the browser refused the cookie.
+        log.info("sign-in from %s without a live session", client_address(request))
         session = context.sessions.create()
         return render(
             request,
@@ -521,6 +523,7 @@ async def connect(request: Request) -> Response:
         flow_org = resolve_login(org, form_text(form, "environment"), form_text(form, "my_domain"))
         pending = await run_in_threadpool(begin_authorization, flow_org, callback_url(request))
     except ConnectFormError as exc:
+        log.info("org %s: Connect form rejected: %s", org.name, exc)
         session.notices[org.name] = Notice("error", "Check the Connect form", str(exc))
         return redirect(card_anchor(org.name))
     except CoraError as exc:
@@ -669,6 +672,7 @@ async def disconnect_submit(request: Request) -> Response:
             raise NotConnectedError(org.name)
         result = await run_in_threadpool(disconnect, org, store, force)
     except NotConnectedError:
+        log.info("org %s: disconnect requested, but it is not connected", org.name)
         session.notices[org.name] = Notice(
             "info", "Not connected", "There is nothing to disconnect."
         )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from cora_pipeline.connect import PendingAuthorization
+from cora_pipeline.connect.authorize import PENDING_LIFETIME_SECONDS
 
 SESSION_COOKIE = "cora_session"
 # An operator may spend a while on the Salesforce login and approval pages; 30 idle minutes covers
@@ -57,6 +58,7 @@ class Session:
 
     def add_pending(self, pending: PendingAuthorization) -> None:
         """Keep a started authorization, replacing an earlier one for the same org."""
+        self.drop_expired_pending()
         for state, other in list(self.pending.items()):
             if other.org == pending.org:
                 del self.pending[state]
@@ -66,7 +68,14 @@ class Session:
             del self.pending[oldest.state]
 
     def pending_for(self, org: str) -> PendingAuthorization | None:
+        self.drop_expired_pending()
         return next((p for p in self.pending.values() if p.org == org), None)
+
+    def drop_expired_pending(self) -> None:
+        """Forget authorizations older than an authorization code lives, which cannot finish."""
+        cutoff = time.time() - PENDING_LIFETIME_SECONDS
+        for state in [s for s, p in self.pending.items() if p.created_at < cutoff]:
+            del self.pending[state]
 
     def take_notice(self, org: str) -> Notice | None:
         return self.notices.pop(org, None)
