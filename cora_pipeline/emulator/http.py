@@ -20,6 +20,13 @@ logger = logging.getLogger(__name__)
 # Salesforce's token and REST responses carry these headers.
 JSON_TYPE = "application/json;charset=UTF-8"
 NO_CACHE = "no-cache,must-revalidate,max-age=0,no-store,private"
+# Headers a real Salesforce response carries whatever the resource.
+STANDARD_HEADERS = (
+    ("Strict-Transport-Security", "max-age=63072000; includeSubDomains"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Robots-Tag", "none"),
+    ("Vary", "Accept-Encoding"),
+)
 # A URI over 16,384 bytes gets 414; URI plus headers over 16,384 bytes gets 431.
 MAX_URI_BYTES = 16_384
 
@@ -131,6 +138,8 @@ class _Handler(BaseHTTPRequestHandler):
         if response.delay:
             time.sleep(response.delay)
         self.send_response(response.status)
+        for name, value in STANDARD_HEADERS:
+            self.send_header(name, value)
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(response.body)))

@@ -315,6 +315,15 @@ class RestApi:
 
     def _page(self, cursor: Cursor, locator: str | None, offset: int, version: str) -> Response:
         end = min(offset + cursor.batch_size, len(cursor.rows))
+        if cursor.query.children:
+            # Child subquery rows count toward the batch size.
+            weight = 0
+            for index in range(offset, end):
+                weight += cursor.query.row_weight(cursor.rows[index])
+                if weight > cursor.batch_size and index > offset:
+                    end = index
+                    break
+
         long_text = cursor.query.long_text_fields
         if long_text:
             # Salesforce may return fewer rows than the batch size when rows carry large

@@ -1,15 +1,15 @@
 """A SOQL parser and evaluator for the subset that pipelines and analysts use.
 
-The field list takes parent relationship paths (``Owner.Name``), compound address fields and
-``COUNT()``. ``WHERE`` takes comparisons, ``AND``/``OR``/``NOT``, parentheses, ``IN``, ``NOT IN``,
+The field list takes parent relationship paths (``Owner.Name``), compound address fields,
+parent-to-child subqueries (``(SELECT Id FROM Contacts)``) and ``COUNT()``. ``WHERE`` takes comparisons, ``AND``/``OR``/``NOT``, parentheses, ``IN``, ``NOT IN``,
 ``LIKE``, ``INCLUDES``/``EXCLUDES``, null checks, date and datetime literals and date functions
 (``TODAY``, ``LAST_N_DAYS:n``...). ``ORDER BY`` takes several keys with ``NULLS FIRST|LAST``,
 followed by ``LIMIT`` and ``OFFSET``. Errors carry Salesforce's error codes and its message
 layout: the query line, a caret under the offending token and ``ERROR at Row:r:Column:c``.
 
-NOTE: child subqueries, semi-joins, aggregate functions other than ``COUNT()``, ``GROUP BY``,
-``HAVING``, ``WITH``, ``FOR`` and ``USING SCOPE`` are valid SOQL that the emulator rejects with
-MALFORMED_QUERY.
+NOTE: semi-joins, aggregate functions other than ``COUNT()``, ``GROUP BY``, ``HAVING``,
+``WITH``, ``FOR`` and ``USING SCOPE`` are valid SOQL that the emulator rejects with
+MALFORMED_QUERY, and child subquery results are never paged.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ class OrderKey:
 @dataclass
 class ParsedQuery:
     text: str
-    fields: list[FieldPath]
+    fields: list[FieldPath | ParsedQuery]  # a ParsedQuery is a parent-to-child subquery
     count: bool
     object_name: str
     object_position: int
@@ -237,6 +237,8 @@ class _Parser:
         self.query = query
         self.tokens = tokenize(query)
         self.index = 0
+        # True inside a child subquery, where another subquery is not allowed.
+        self.nested = False
 
     @property
     def current(self) -> Token:
@@ -307,13 +309,38 @@ class _Parser:
             raise self.unexpected()
         return parsed
 
+    def subquery(self) -> ParsedQuery:
+        """Parse ``SELECT ... FROM <child relationship> ...)`` after the opening parenthesis."""
+        self.expect_keyword("SELECT")
+        self.nested = True
+        fields, count = self.select_list()
+        self.nested = False
+        if count:
+            raise self.unexpected()
+        self.expect_keyword("FROM")
+        relationship = self.current
+        if relationship.kind != "ident" or relationship.upper in _RESERVED:
+            raise self.unexpected()
+        self.advance()
+        parsed = ParsedQuery(self.query, fields, False, relationship.text, relationship.position)
+        self.reject_unsupported_clause()
+        if self.keyword("WHERE"):
+            parsed.where = self.condition()
+        if self.keyword("ORDER"):
+            self.expect_keyword("BY")
+            parsed.order_by = self.order_keys()
+        if self.keyword("LIMIT"):
+            parsed.limit = self.integer()
+        self.expect_punct(")")
+        return parsed
+
     def reject_unsupported_clause(self) -> None:
         if self.current.kind == "ident" and self.current.upper in _UNSUPPORTED_CLAUSES:
             raise self.unexpected()
 
-    def select_list(self) -> tuple[list[FieldPath], bool]:
+    def select_list(self) -> tuple[list[FieldPath | ParsedQuery], bool]:
         """Parse the fields after SELECT; return them and whether the list is ``COUNT()``."""
-        fields: list[FieldPath] = []
+        fields: list[FieldPath | ParsedQuery] = []
         count = False
         while True:
             token = self.current
@@ -337,13 +364,9 @@ class _Parser:
             elif token.kind == "ident" and token.upper != "FROM":
                 fields.append(FieldPath(token.text, token.position))
                 self.advance()
-            elif token.text == "(":
-                raise SoqlError(
-                    "MALFORMED_QUERY",
-                    "child relationship subqueries are not supported by the emulator",
-                    self.query,
-                    token.position,
-                )
+            elif token.text == "(" and not self.nested:
+                self.advance()
+                fields.append(self.subquery())
             else:
                 raise self.unexpected()
 
@@ -356,7 +379,7 @@ class _Parser:
                 "MALFORMED_QUERY",
                 "COUNT() cannot be combined with other fields",
                 self.query,
-                fields[0].position,
+                _position(fields[0]),
             )
         return fields, count
 
@@ -527,6 +550,10 @@ def _unescape(text: str) -> str:
     return "".join(out)
 
 
+def _position(item: FieldPath | ParsedQuery) -> int:
+    return item.position if isinstance(item, FieldPath) else item.object_position
+
+
 def parse(query: str) -> ParsedQuery:
     """Parse a SOQL statement or raise SoqlError."""
     if len(query) > MAX_QUERY_LENGTH:
@@ -617,15 +644,17 @@ class _Resolved:
 
 
 class _Compiler:
-    def __init__(self, org: EmulatedOrg, parsed: ParsedQuery) -> None:
+    def __init__(
+        self, org: EmulatedOrg, parsed: ParsedQuery, root: ObjectDef | None = None
+    ) -> None:
         self.org = org
         self.parsed = parsed
         self.query = parsed.text
         self.context = org.formula_context()
         self.today = self.context.today
-        definition = None
+        definition = root
         for name, candidate in org.schema.items():
-            if name.lower() == parsed.object_name.lower():
+            if definition is None and name.lower() == parsed.object_name.lower():
                 definition = candidate
         if definition is None:
             raise SoqlError(
@@ -1006,27 +1035,39 @@ class _Relation:
 class CompiledQuery:
     """A parsed and resolved query, ready to select rows and project pages of them."""
 
-    def __init__(self, org: EmulatedOrg, text: str, include_deleted: bool) -> None:
-        parsed = parse(text)
-        compiler = _Compiler(org, parsed)
+    def __init__(
+        self,
+        org: EmulatedOrg,
+        text: str | ParsedQuery,
+        include_deleted: bool,
+        root: ObjectDef | None = None,
+    ) -> None:
+        parsed = parse(text) if isinstance(text, str) else text
+        compiler = _Compiler(org, parsed, root)
         self.org = org
         self.parsed = parsed
         self.include_deleted = include_deleted
         self.object_name = compiler.root.name
         self.count = parsed.count
+        self.children: list[_Children] = []
         self.predicate = compiler.predicate(parsed.where) if parsed.where is not None else None
         self.sort = compiler.sorter(parsed.order_by) if parsed.order_by else None
         self.plan = self._plan(compiler, parsed.fields)
-        root = compiler.root
+        definition = compiler.root
         self.long_text_fields = [
             key
             for key, entry in self.plan.entries
-            if isinstance(entry, str) and root.fields[key].long_text
+            if isinstance(entry, str) and definition.fields[key].long_text
         ]
 
-    def _plan(self, compiler: _Compiler, paths: list[FieldPath]) -> _Node:
+    def _plan(self, compiler: _Compiler, paths: list[FieldPath | ParsedQuery]) -> _Node:
         root = _Node(self.object_name)
         for path in paths:
+            if isinstance(path, ParsedQuery):
+                children = _Children.compile(self.org, compiler.root, path, self.include_deleted)
+                root.entries.append((children.relationship_name, children))
+                self.children.append(children)
+                continue
             resolved = compiler.resolve(path)
             node = root
             for reference, target in resolved.hops:
@@ -1055,6 +1096,16 @@ class CompiledQuery:
 
     def select(self) -> list[Record]:
         """Return the matching stored records, sorted, with OFFSET and LIMIT applied."""
+        rows = self.select_unlimited()
+        offset = self.parsed.offset or 0
+        if offset:
+            rows = rows[offset:]
+        if self.parsed.limit is not None:
+            rows = rows[: self.parsed.limit]
+        return rows
+
+    def select_unlimited(self) -> list[Record]:
+        """Return the matching stored records, sorted, before OFFSET and LIMIT."""
         org = self.org
         with org.lock:
             rows = list(org.tables[self.object_name].values())
@@ -1065,16 +1116,77 @@ class CompiledQuery:
             rows = [r for r in rows if predicate(r)]
         if self.sort is not None:
             self.sort(rows)
-        offset = self.parsed.offset or 0
-        if offset:
-            rows = rows[offset:]
-        if self.parsed.limit is not None:
-            rows = rows[: self.parsed.limit]
         return rows
+
+    def row_weight(self, record: Record) -> int:
+        """Count a row and its child subquery rows, which all count toward the batch size."""
+        return 1 + sum(len(c.rows_for(record["Id"])) for c in self.children)
 
     def project(self, rows: list[Record], version: str) -> list[dict[str, Any]]:
         """Build the REST JSON records for ``rows``, every selected field present."""
         return [_project(self.plan, row, version) for row in rows]
+
+
+class _Children:
+    """A parent-to-child subquery, evaluated per parent row against an index built once."""
+
+    def __init__(
+        self, query: CompiledQuery, relationship_name: str, reference_field: str, limit: int | None
+    ) -> None:
+        self.query = query
+        self.relationship_name = relationship_name
+        self.reference_field = reference_field
+        self.limit = limit
+        self._index: dict[str, list[Record]] | None = None
+
+    @classmethod
+    def compile(
+        cls, org: EmulatedOrg, parent: ObjectDef, parsed: ParsedQuery, include_deleted: bool
+    ) -> _Children:
+        relationship = next(
+            (
+                c
+                for c in parent.child_relationships
+                if c.relationship_name and c.relationship_name.lower() == parsed.object_name.lower()
+            ),
+            None,
+        )
+        if relationship is None:
+            raise SoqlError(
+                "INVALID_TYPE",
+                f"Didn't understand relationship '{parsed.object_name}' in FROM part of query "
+                f"call. If you are attempting to use a custom relationship, be sure to append "
+                f"the '__r' after the custom relationship name. Please reference your WSDL or "
+                f"the describe call for the appropriate names.",
+                parsed.text,
+                parsed.object_position,
+            )
+        child_object = org.schema[relationship.child_sobject]
+        # The child query's own LIMIT applies per parent, so it is taken off before compiling.
+        limit, parsed.limit = parsed.limit, None
+        compiled = CompiledQuery(org, parsed, include_deleted, root=child_object)
+        assert relationship.relationship_name is not None
+        return cls(compiled, relationship.relationship_name, relationship.field, limit)
+
+    def rows_for(self, parent_id: str) -> list[Record]:
+        if self._index is None:
+            # Built on first use, so a cursor keeps the children it saw on its first page.
+            index: dict[str, list[Record]] = {}
+            for row in self.query.select_unlimited():
+                parent = row.get(self.reference_field)
+                if parent:
+                    index.setdefault(parent, []).append(row)
+            if self.limit is not None:
+                index = {key: rows[: self.limit] for key, rows in index.items()}
+            self._index = index
+        return self._index.get(parent_id, [])
+
+    def render(self, parent_id: str, version: str) -> dict[str, Any] | None:
+        rows = self.rows_for(parent_id)
+        if not rows:
+            # NOTE: an empty child result is assumed to be null, as widely observed.
+            return None
+        return {"totalSize": len(rows), "done": True, "records": self.query.project(rows, version)}
 
 
 def _project(node: _Node, record: Record, version: str) -> dict[str, Any]:
@@ -1091,6 +1203,8 @@ def _project(node: _Node, record: Record, version: str) -> dict[str, Any]:
         elif entry.__class__ is _Relation:
             parent = entry.table.get(record.get(entry.reference_name) or "")
             out[key] = None if parent is None else _project(entry.node, parent, version)
+        elif entry.__class__ is _Children:
+            out[key] = entry.render(record["Id"], version)
         else:
             out[key] = entry(record)
     return out

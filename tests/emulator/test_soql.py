@@ -264,3 +264,62 @@ def test_uri_over_16384_bytes_gives_414(org_emulator: Emulator, api: Salesforce)
 def test_escaped_quotes_in_string_literal(api: Salesforce, org_emulator: Emulator) -> None:
     record_id = org_emulator.production.admin.create("Account", {"Name": "O'Brien \\ Sons"})
     assert ids(api, "SELECT Id FROM Account WHERE Name = 'O\\'Brien \\\\ Sons'") == {record_id}
+
+
+def test_child_subquery_nests_results(api: Salesforce, org_emulator: Emulator) -> None:
+    contacts = rows(org_emulator, "Contact")
+    result = api.query_all(
+        "SELECT Id, Name, (SELECT Id, LastName FROM Contacts ORDER BY LastName) FROM Account"
+    )["records"]
+    by_account: dict[str, list[str]] = {}
+    for contact in contacts:
+        if contact["AccountId"]:
+            by_account.setdefault(contact["AccountId"], []).append(contact["Id"])
+    for account in result:
+        children = account["Contacts"]
+        expected = by_account.get(account["Id"], [])
+        if not expected:
+            assert children is None
+            continue
+        assert children["totalSize"] == len(expected)
+        assert children["done"] is True
+        assert {c["Id"] for c in children["records"]} == set(expected)
+        assert children["records"][0]["attributes"]["type"] == "Contact"
+        last_names = [c["LastName"].lower() for c in children["records"]]
+        assert last_names == sorted(last_names)
+
+
+def test_child_subquery_where_and_limit(api: Salesforce) -> None:
+    result = api.query_all(
+        "SELECT Id, (SELECT Id FROM Contacts WHERE Email != null LIMIT 1) FROM Account"
+    )["records"]
+    sizes = [a["Contacts"]["totalSize"] for a in result if a["Contacts"] is not None]
+    assert sizes
+    assert set(sizes) == {1}
+
+
+def test_unknown_child_relationship_is_invalid_type(api: Salesforce) -> None:
+    with pytest.raises(SalesforceMalformedRequest) as raised:
+        api.query("SELECT Id, (SELECT Id FROM Contact) FROM Account")
+    error = raised.value.content[0]
+    assert error["errorCode"] == "INVALID_TYPE"
+    assert "Didn't understand relationship 'Contact' in FROM part of query call" in error["message"]
+
+
+def test_child_rows_count_toward_batch(org_emulator: Emulator, api: Salesforce) -> None:
+    session = trusting_session(org_emulator)
+    session.headers["Sforce-Query-Options"] = "batchSize=200"
+    batched = Salesforce(
+        instance_url=org_emulator.production.instance_url,
+        session_id=api.session_id,
+        session=session,
+    )
+    for index in range(150):
+        org_emulator.production.admin.create(
+            "Contact",
+            {"LastName": f"Batch {index}", "AccountId": rows(org_emulator, "Account")[0]["Id"]},
+        )
+    first = batched.query("SELECT Id, (SELECT Id FROM Contacts) FROM Account")
+    children = sum((a["Contacts"] or {"totalSize": 0})["totalSize"] for a in first["records"])
+    assert len(first["records"]) + children <= 200 or len(first["records"]) == 1
+    assert first["done"] is False
