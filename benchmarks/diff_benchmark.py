@@ -162,11 +162,14 @@ def child_apply(args: argparse.Namespace) -> None:
         print(json.dumps({"seconds": time.perf_counter() - started}))
         wh.close()
         return
+    cpu_started = time.process_time()
     result = wh.apply_extract(args.extract, publish=False)
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     wh.close()
     report = {
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "created": result.created,
         "updated": result.updated,
         "deleted": result.deleted,
@@ -352,7 +355,8 @@ def main() -> None:
         wh = measure_warehouse(args, first, second, work / "data")
         rate = args.records / wh["seconds"]
         print(
-            f"cora apply_extract: {wh['seconds']:.2f} s, {rate:,.0f} records/s, "
+            f"cora apply_extract: {wh['seconds']:.2f} s ({wh['cpu_seconds']:.2f} s CPU, all threads), "
+            f"{rate:,.0f} records/s, "
             f"peak memory {gib(wh['peak'])} (process); "
             f"{wh['updated']:,} updated, {wh['created']:,} created, {wh['deleted']:,} deleted, "
             f"{wh['field_changes']:,} field changes; load average before {load:.1f}"

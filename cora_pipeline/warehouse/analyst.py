@@ -28,7 +28,7 @@ from pathlib import Path
 
 import duckdb
 
-from cora_pipeline.warehouse.apply import as_of_macro_sql, table_exists
+from cora_pipeline.warehouse.apply import ExtractApplier, as_of_macro_sql, table_exists
 from cora_pipeline.warehouse.sqltext import quote_ident, quote_literal
 from cora_pipeline.warehouse.tables import CHANGE_TABLES
 
@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 ANALYST_DIR = "analyst"
 # sync_runs goes last because its per-extract file marks that extract as exported.
 EXPORT_ORDER = ("record_changes", "field_changes", "schema_changes", "sync_runs")
+# Past this many delta files per object, the next publish writes one consolidated file instead.
+MAX_DELTA_FILES = 64
+FILE_COLUMN = "_cora_file"
+REMOVED_COLUMN = "_cora_removed"
 
 
 class AnalystCatalog:
@@ -47,21 +51,112 @@ class AnalystCatalog:
         self.root = data_root / ANALYST_DIR
         self.catalog_path = catalog_path
 
-    # -- Parquet export ------------------------------------------------------------------------
+    def object_dir(self, org: str, sobject: str) -> Path:
+        return self.root / "objects" / org / sobject
+
+    # -- current and history deltas ------------------------------------------------------------
+
+    def stage_extract(self, applier: ExtractApplier) -> tuple[list[tuple[Path, Path]], bool]:
+        """Stage the rows one extract wrote, before its commit (see :meth:`stage_deltas`).
+
+        Returns the staged files and whether they replace all earlier ones.
+        """
+        if applier.written == "nothing":
+            return [], False
+        if applier.written == "everything":
+            current = f"SELECT *, false AS {REMOVED_COLUMN} FROM {applier.current}"
+            history = f"SELECT * FROM {applier.history}"
+        else:
+            current = (
+                f"SELECT *, false AS {REMOVED_COLUMN} FROM x_new_rows "
+                f"UNION ALL BY NAME SELECT record_id AS Id, true AS {REMOVED_COLUMN} FROM x_gone"
+            )
+            history = (
+                f"SELECT * FROM {applier.history} WHERE Id IN "
+                "(SELECT Id FROM x_new_rows UNION ALL SELECT record_id FROM x_gone)"
+            )
+        staged = self.stage_deltas(
+            applier.org, applier.sobject, applier.m.extract_id, current, history
+        )
+        return staged, applier.written == "everything"
+
+    def stage_deltas(
+        self, org: str, sobject: str, extract_id: str, current_query: str, history_query: str
+    ) -> list[tuple[Path, Path]]:
+        """Write one extract's current and history rows under temporary names.
+
+        Runs inside the applying transaction, so the files contain exactly what it commits. The
+        caller renames them into place with :meth:`install` after the commit, or deletes them with
+        :meth:`discard` on rollback.
+        """
+        staged = []
+        for part, query in (("current", current_query), ("history", history_query)):
+            part_dir = self.object_dir(org, sobject) / part
+            part_dir.mkdir(parents=True, exist_ok=True)
+            target = part_dir / f"{extract_id}.parquet"
+            staging = part_dir / f".{extract_id}.{secrets.token_hex(4)}.partial"
+            self._write(query, [], staging)
+            staged.append((staging, target))
+        return staged
+
+    @staticmethod
+    def install(staged: list[tuple[Path, Path]], *, consolidated: bool) -> None:
+        """Rename staged files into place. A consolidated file replaces every older one."""
+        for staging, target in staged:
+            staging.replace(target)
+            if consolidated:
+                # NOTE: an analyst query reading the older files at this moment fails once with
+                # "file not found" and succeeds when run again.
+                for older in target.parent.glob("*.parquet"):
+                    if older.name < target.name:
+                        older.unlink(missing_ok=True)
+
+    @staticmethod
+    def discard(staged: list[tuple[Path, Path]]) -> None:
+        for staging, _ in staged:
+            staging.unlink(missing_ok=True)
+
+    def _deltas_complete(self, org: str, sobject: str, extract_ids: list[str]) -> bool:
+        """Return whether every extract since the last consolidation has both delta files.
+
+        A process that died between commit and rename leaves a gap, and too many small files slow
+        every analyst query down. Either calls for a consolidation.
+        """
+        names = {}
+        for part in ("current", "history"):
+            part_dir = self.object_dir(org, sobject) / part
+            names[part] = (
+                {p.stem for p in part_dir.glob("*.parquet")} if part_dir.is_dir() else set()
+            )
+        if not names["current"] or names["current"] != names["history"]:
+            return False
+        if len(names["current"]) > MAX_DELTA_FILES:
+            return False
+        base = min(names["current"])
+        return all(e in names["current"] for e in extract_ids if e >= base)
+
+    def consolidate(self, org: str, sobject: str, extract_id: str) -> None:
+        """Export an object's whole current table and history as one delta named ``extract_id``."""
+        current = f"{quote_ident(org)}.{quote_ident(sobject)}"
+        history = f"{quote_ident(org)}.{quote_ident(sobject + '_history')}"
+        staged = self.stage_deltas(
+            org,
+            sobject,
+            extract_id,
+            f"SELECT *, false AS {REMOVED_COLUMN} FROM {current}",
+            f"SELECT * FROM {history}",
+        )
+        try:
+            self.install(staged, consolidated=True)
+        except BaseException:
+            self.discard(staged)
+            raise
+        log.info("consolidated analyst files of %s.%s at extract %s", org, sobject, extract_id)
+
+    # -- per-extract change tables -------------------------------------------------------------
 
     def publish_object(self, org: str, sobject: str) -> None:
-        """Export one object's current table, history and every missing per-extract change file."""
-        if table_exists(self.con, org, sobject):
-            object_dir = self.root / "objects" / org / sobject
-            object_dir.mkdir(parents=True, exist_ok=True)
-            current = f"{quote_ident(org)}.{quote_ident(sobject)}"
-            history = f"{quote_ident(org)}.{quote_ident(sobject + '_history')}"
-            self._copy(f"SELECT * FROM {current} ORDER BY Id", [], object_dir / "current.parquet")
-            self._copy(
-                f"SELECT * FROM {history} ORDER BY Id, valid_from",
-                [],
-                object_dir / "history.parquet",
-            )
+        """Export what analysts lack of one object: missing deltas and per-extract change files."""
         extract_ids = [
             row[0]
             for row in self.con.execute(
@@ -70,6 +165,10 @@ class AnalystCatalog:
                 [org, sobject],
             ).fetchall()
         ]
+        if table_exists(self.con, org, sobject) and not self._deltas_complete(
+            org, sobject, [e for e in extract_ids if e >= self._first_snapshot(org, sobject)]
+        ):
+            self.consolidate(org, sobject, extract_ids[-1])
         for table in EXPORT_ORDER:
             table_dir = self.root / table / org / sobject
             table_dir.mkdir(parents=True, exist_ok=True)
@@ -77,25 +176,34 @@ class AnalystCatalog:
             for extract_id in extract_ids:
                 if extract_id in existing:
                     continue
-                self._copy(
+                target = table_dir / f"{extract_id}.parquet"
+                staging = table_dir / f".{extract_id}.{secrets.token_hex(4)}.partial"
+                self._write(
                     f"SELECT * FROM main.{table} WHERE org = ? AND object = ? AND extract_id = ?",
                     [org, sobject, extract_id],
-                    table_dir / f"{extract_id}.parquet",
+                    staging,
                 )
+                staging.replace(target)
             # Files of extracts the warehouse no longer has (after a rebuild from fewer extracts).
             for stale in existing - set(extract_ids):
                 (table_dir / f"{stale}.parquet").unlink(missing_ok=True)
 
-    def _copy(self, query: str, params: list[object], target: Path) -> None:
-        staging = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
+    def _first_snapshot(self, org: str, sobject: str) -> str:
+        """Return the baseline extract's id; formula extracts before it changed no table."""
+        rows = self.con.execute(
+            "SELECT min(extract_id) FROM main.sync_runs WHERE org = ? AND object = ? AND baseline",
+            [org, sobject],
+        ).fetchall()
+        return str(rows[0][0]) if rows and rows[0][0] is not None else ""
+
+    def _write(self, query: str, params: list[object], path: Path) -> None:
         try:
             self.con.execute(
-                f"COPY ({query}) TO {quote_literal(str(staging))} (FORMAT parquet, COMPRESSION zstd)",
+                f"COPY ({query}) TO {quote_literal(str(path))} (FORMAT parquet, COMPRESSION zstd)",
                 params,
             )
-            staging.replace(target)
         except BaseException:
-            staging.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
             raise
 
     # -- catalog -------------------------------------------------------------------------------
@@ -135,19 +243,37 @@ class AnalystCatalog:
             org = quote_ident(org_dir.name)
             catalog.execute(f"CREATE SCHEMA IF NOT EXISTS {org}")
             for object_dir in sorted(p for p in org_dir.iterdir() if p.is_dir()):
-                current_file = object_dir / "current.parquet"
-                history_file = object_dir / "history.parquet"
-                if not (current_file.exists() and history_file.exists()):
+                if not any(object_dir.glob("current/*.parquet")):
                     continue
+                if not any(object_dir.glob("history/*.parquet")):
+                    continue
+                current_glob = quote_literal(str(object_dir / "current" / "*.parquet"))
+                history_glob = quote_literal(str(object_dir / "history" / "*.parquet"))
                 name = object_dir.name
                 current = f"{org}.{quote_ident(name)}"
                 history = f"{org}.{quote_ident(name + '_history')}"
+                # Delta files are named by extract_id, so the last file with a row has its newest
+                # state. A row marked removed was deleted from the current table.
                 catalog.execute(
-                    f"CREATE VIEW {current} AS SELECT * FROM "
-                    f"read_parquet({quote_literal(str(current_file))})"
+                    f"""
+                    CREATE VIEW {current} AS
+                    SELECT * EXCLUDE ({FILE_COLUMN}, {REMOVED_COLUMN})
+                    FROM read_parquet({current_glob}, union_by_name = true,
+                        filename = {quote_literal(FILE_COLUMN)})
+                    QUALIFY row_number() OVER (PARTITION BY Id ORDER BY {FILE_COLUMN} DESC) = 1
+                        AND NOT {REMOVED_COLUMN}
+                    """
                 )
+                # A history version is identified by its record and the extract that created it.
                 catalog.execute(
-                    f"CREATE VIEW {history} AS SELECT * FROM "
-                    f"read_parquet({quote_literal(str(history_file))})"
+                    f"""
+                    CREATE VIEW {history} AS
+                    SELECT * EXCLUDE ({FILE_COLUMN})
+                    FROM read_parquet({history_glob}, union_by_name = true,
+                        filename = {quote_literal(FILE_COLUMN)})
+                    QUALIFY row_number() OVER (
+                        PARTITION BY Id, extract_id ORDER BY {FILE_COLUMN} DESC
+                    ) = 1
+                    """
                 )
                 catalog.execute(as_of_macro_sql(f"{org}.{quote_ident(name + '_as_of')}", history))

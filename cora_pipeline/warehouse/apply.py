@@ -25,6 +25,7 @@ Rules the diff follows:
 # ruff: noqa: S608 -- SQL is assembled from identifiers passed through quote_ident and from
 # literals passed through quote_literal; values travel as bound parameters.
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +36,8 @@ import pyarrow.parquet as pq
 
 from cora_pipeline.extract.files import FieldInfo, Manifest
 from cora_pipeline.warehouse.sqltext import canonical_text, quote_ident, quote_literal
+
+log = logging.getLogger(__name__)
 
 AUDIT_FIELDS = (
     "SystemModstamp",
@@ -49,6 +52,7 @@ TEMP_TABLES = (
     "x_deleted",
     "x_absent",
     "x_candidates",
+    "x_unique",
     "x_old",
     "x_diff",
     "x_gone",
@@ -171,6 +175,9 @@ class ExtractApplier:
         self.history = f"{quote_ident(self.org)}.{quote_ident(self.sobject + '_history')}"
         self.row_hashes = f"cora_meta.{quote_ident(self.org + '.' + self.sobject)}"
         self.registered = False
+        # What run() wrote to the current table: "nothing", "rows" (those in x_new_rows and x_gone)
+        # or "everything" (a baseline, or every row after a schema change).
+        self.written = "nothing"
         self.detected_at = parse_timestamp(manifest.finished_at)
         self.fields_by_name = {f.name: f for f in manifest.fields}
         self.result = ApplyResult(
@@ -183,18 +190,24 @@ class ExtractApplier:
     # -- entry point -------------------------------------------------------------------------
 
     def run(self) -> ApplyResult:
+        """Apply the extract; the caller drops the temporary tables with :meth:`drop_temp_tables`.
+
+        The temporary tables stay until then because ``x_new_rows`` and ``x_gone`` tell the
+        analyst export which rows this extract wrote (see :attr:`written`).
+        """
         self._load_records()
         has_snapshot = table_exists(self.con, self.org, self.sobject)
         if not has_snapshot and self.m.mode == "formula":
-            # Formula values of records the warehouse has never loaded have nothing to be compared with;
-            # the next full or incremental extract brings the records with their formula values.
-            pass
+            # A formula extract of an object never loaded has nothing to compare with, so it is only
+            # recorded. The next full or incremental extract brings the formula values too.
+            self.written = "nothing"
         elif not has_snapshot:
             self._load_baseline()
+            self.written = "everything"
         else:
-            self._apply_diff()
+            plan = self._apply_diff()
+            self.written = "everything" if plan.write_all else "rows"
         self._insert_sync_run()
-        self._drop_temp_tables()
         return self.result
 
     # -- loading -----------------------------------------------------------------------------
@@ -237,7 +250,36 @@ class ExtractApplier:
                 "CREATE OR REPLACE TEMP TABLE x_deleted (Id VARCHAR, deleted_at TIMESTAMPTZ)"
             )
 
-    def _drop_temp_tables(self) -> None:
+    def _deduplicated(self, relation: str, unique_table: str) -> str:
+        """Return ``relation``, or a table of its rows with one row per Id when Ids repeat.
+
+        Pages of a query whose records move while it runs can return a record twice. The copy with
+        the latest SystemModstamp wins, and a row hash breaks ties so a rebuild picks the same one.
+        """
+        row = fetch_row(self.con, f"SELECT count(*) - count(DISTINCT Id) FROM {relation}")
+        repeated = row[0] if row else 0
+        if not repeated:
+            return relation
+        log.warning(
+            "extract %s of %s.%s returns %d records more than once; keeping the latest copy",
+            self.m.extract_id,
+            self.org,
+            self.sobject,
+            repeated,
+        )
+        columns = [c for c in self.new_types if c != "Id"]
+        latest = "SystemModstamp DESC NULLS LAST, " if "SystemModstamp" in self.new_types else ""
+        tie_break = self._row_hash_sql("r", columns) if columns else "0"
+        self.con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {unique_table} AS
+            SELECT * FROM {relation} r
+            QUALIFY row_number() OVER (PARTITION BY Id ORDER BY {latest}{tie_break}) = 1
+            """
+        )
+        return unique_table
+
+    def drop_temp_tables(self) -> None:
         if self.registered:
             self.con.unregister("x_records")
         else:
@@ -286,15 +328,16 @@ class ExtractApplier:
             "SystemModstamp" if "SystemModstamp" in self.new_types else "CAST(NULL AS TIMESTAMPTZ)"
         )
         is_deleted = "coalesce(IsDeleted, false)" if "IsDeleted" in self.new_types else "false"
+        records = self._deduplicated("x_records", "x_unique")
         self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.org)}")
-        self.con.execute(f"CREATE TABLE {self.current} AS SELECT {select} FROM x_records")
+        self.con.execute(f"CREATE TABLE {self.current} AS SELECT {select} FROM {records}")
         self.con.execute(
             f"CREATE TABLE {self.history} AS SELECT {select}, "
             f"coalesce({modstamp}, $detected) AS valid_from, "
             "CAST(NULL AS TIMESTAMPTZ) AS valid_to, "
             f"{is_deleted} AS is_deleted, "
             "CAST($extract_id AS VARCHAR) AS extract_id "
-            "FROM x_records",
+            f"FROM {records}",
             {"detected": self.detected_at, "extract_id": self.m.extract_id},
         )
         self._write_registry([self._registry_row(c, "active", None) for c in columns])
@@ -308,7 +351,7 @@ class ExtractApplier:
 
     # -- diff --------------------------------------------------------------------------------
 
-    def _apply_diff(self) -> None:
+    def _apply_diff(self) -> _Plan:
         self.old_types = column_types(self.con, self.current)
         plan = self._plan_fields()
         if self._can_prefilter(plan):
@@ -317,7 +360,7 @@ class ExtractApplier:
             # Every record is compared field by field: schema changes, a field missing from the
             # extract and formula extracts change the set of columns a row hash would cover.
             self._find_absent()
-            new_rel, old_rel = "x_records", self.current
+            new_rel, old_rel = self._deduplicated("x_records", "x_unique"), self.current
         self._compute_diff(plan, new_rel, old_rel)
         self._compute_gone(old_rel)
         self._alter_tables(plan)
@@ -328,6 +371,7 @@ class ExtractApplier:
         self._write_row_hashes()
         self._write_registry(plan.registry_rows)
         self._count_deleted_rows()
+        return plan
 
     def _plan_fields(self) -> _Plan:
         plan = _Plan()
@@ -838,18 +882,19 @@ class ExtractApplier:
         )
         self.con.execute("DELETE FROM x_candidates WHERE Id IS NULL")
         self.con.execute("ALTER TABLE x_candidates DROP COLUMN snapshot_id")
+        candidates = self._deduplicated("x_candidates", "x_unique")
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE x_old AS
             SELECT o.* FROM {self.current} o
             WHERE o.Id IN (
-                SELECT Id FROM x_candidates
+                SELECT Id FROM {candidates}
                 UNION ALL SELECT Id FROM x_absent
                 UNION ALL SELECT Id FROM x_deleted
             )
             """
         )
-        return "x_candidates", "x_old"
+        return candidates, "x_old"
 
     def _write_row_hashes(self, rebuild: bool = False) -> None:
         """Store each current row's hash for the next extract's prefilter.

@@ -139,6 +139,8 @@ class Warehouse:
         manifest = read_manifest(extract_dir)
         check_org_slug(manifest.org)
         con = self.con
+        staged: list[tuple[Path, Path]] = []
+        consolidated = False
         con.execute("BEGIN TRANSACTION")
         try:
             previous = result_from_sync_run(con, manifest)
@@ -154,13 +156,19 @@ class Warehouse:
                     self.publish(manifest.org, manifest.object)
                 return previous
             self._check_order(con, manifest.org, manifest.object, manifest.extract_id)
-            result = ExtractApplier(con, extract_dir, manifest).run()
+            applier = ExtractApplier(con, extract_dir, manifest)
+            result = applier.run()
+            if publish:
+                staged, consolidated = self.analyst_catalog.stage_extract(applier)
+            applier.drop_temp_tables()
             self._commit(con)
         except BaseException:
+            AnalystCatalog.discard(staged)
             # The connection may already be gone when the error came from DuckDB itself.
             with contextlib.suppress(duckdb.Error):
                 con.execute("ROLLBACK")
             raise
+        AnalystCatalog.install(staged, consolidated=consolidated)
         log.info(
             "applied extract %s of %s.%s (%s): %d created, %d updated, %d deleted, "
             "%d undeleted, %d field changes, %d schema changes%s",

@@ -113,3 +113,31 @@ def retyped(fields: list[FieldInfo], name: str, **changes: Any) -> list[FieldInf
 
 def rows(wh: Warehouse, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
     return wh.con.execute(sql, params or []).fetchall()
+
+
+def write_history(writer: ExtractWriter) -> None:
+    """Write a sequence of extracts that exercises every kind of change."""
+    writer.write([account("a1"), account("a2"), account("a3")])
+    writer.write([account("c1")], sobject="Contact", fields=ACCOUNT_FIELDS[:2])
+    writer.write(
+        [
+            account("a1", Name="Edited", LastModifiedDate=at(2.5), SystemModstamp=at(2.5)),
+            account("a2", IsDeleted=True, SystemModstamp=at(2.5)),
+            account("a4"),
+        ],
+        mode="incremental",
+    )
+    edited = account("a1", Name="Edited", LastModifiedDate=at(2.5), SystemModstamp=at(2.5))
+    writer.write(
+        [edited, account("a2", IsDeleted=True, SystemModstamp=at(2.5)), account("a4")],
+        fields=without(ACCOUNT_FIELDS, "NumberOfEmployees"),
+        extra={"hidden_fields": ["NumberOfEmployees"]},
+    )
+    writer.write(
+        [
+            edited,
+            account("a2", LastModifiedDate=at(4.5), SystemModstamp=at(4.5)),
+            account("a4", Rating="Warm"),
+        ],
+        fields=[*ACCOUNT_FIELDS, FieldInfo("Rating", "picklist", "string")],
+    )

@@ -11,8 +11,9 @@ import duckdb
 import pytest
 
 from cora_pipeline.warehouse import Warehouse, WarehouseLockedError
+from cora_pipeline.warehouse import analyst as analyst_module
 
-from .builders import ExtractWriter, account, at
+from .builders import ExtractWriter, account, at, write_history
 
 CHILD = Path(__file__).with_name("analyst_child.py")
 
@@ -160,3 +161,71 @@ def test_writer_waits_for_a_second_writer(writer: ExtractWriter, warehouse: Ware
     finally:
         holder.kill()
         holder.wait()
+
+
+ANALYST_TABLES = [
+    ("sync_runs", "extract_id"),
+    ("record_changes", "extract_id, record_id"),
+    ("field_changes", "extract_id, record_id, field"),
+    ("schema_changes", "extract_id, field"),
+    ('acme."Account"', "Id"),
+    ('acme."Account_history"', "Id, valid_from, extract_id"),
+    ('acme."Contact"', "Id"),
+    ('acme."Contact_history"', "Id, valid_from, extract_id"),
+]
+
+
+def assert_catalog_matches(wh: Warehouse) -> None:
+    analyst = duckdb.connect(str(wh.analyst_path), read_only=True)
+    try:
+        for table, order in ANALYST_TABLES:
+            query = f"SELECT * FROM {table} ORDER BY {order}"
+            try:
+                expected = wh.con.execute(query).fetchall()
+            except duckdb.CatalogException:
+                continue  # not created yet by the extracts applied so far
+            assert analyst.execute(query).fetchall() == expected, table
+    finally:
+        analyst.close()
+
+
+def test_catalog_follows_every_kind_of_change(writer: ExtractWriter, warehouse: Warehouse) -> None:
+    write_history(writer)
+    for extract in writer.written:
+        warehouse.apply_extract(extract)
+        assert_catalog_matches(warehouse)
+
+    files = sorted(
+        p.name for p in (writer.data_root / "analyst/objects/acme/Account/current").iterdir()
+    )
+    # The last extract adds a field, so its export replaces the earlier deltas.
+    assert files == [f"{writer.written[-1].name}.parquet"]
+
+
+def test_catalog_consolidates_many_deltas(
+    writer: ExtractWriter, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(analyst_module, "MAX_DELTA_FILES", 3)
+    warehouse.apply_extract(writer.write([account("a1"), account("a2")]))
+    for i in range(5):
+        warehouse.apply_extract(
+            writer.write([account("a1", Name=f"Name {i}", LastModifiedDate=at(i + 1.5))])
+        )
+
+    current_dir = writer.data_root / "analyst/objects/acme/Account/current"
+    assert len(list(current_dir.glob("*.parquet"))) <= 4
+    assert_catalog_matches(warehouse)
+
+
+def test_catalog_recovers_from_lost_delta(writer: ExtractWriter, warehouse: Warehouse) -> None:
+    warehouse.apply_extract(writer.write([account("a1"), account("a2")]))
+    second = writer.write([account("a1", Name="Edited", LastModifiedDate=at(1.5))])
+    warehouse.apply_extract(second)
+    # As if the process died after the commit, before renaming the delta into place.
+    (writer.data_root / f"analyst/objects/acme/Account/current/{second.name}.parquet").unlink()
+    (writer.data_root / f"analyst/sync_runs/acme/Account/{second.name}.parquet").unlink()
+
+    again = warehouse.apply_extract(second)
+
+    assert again.already_applied
+    assert_catalog_matches(warehouse)

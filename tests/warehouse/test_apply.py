@@ -344,3 +344,22 @@ def test_recent_field_changes_lists_newest_first(
     assert [(c["record_id"], c["field"], c["old_value"], c["new_value"]) for c in recent] == [
         ("a1", "Name", "B", "C")
     ]
+
+
+def test_repeated_record_keeps_latest_copy(writer: ExtractWriter, warehouse: Warehouse) -> None:
+    warehouse.apply_extract(
+        writer.write([account("a1"), account("a1", Name="Later", SystemModstamp=at(0.5))])
+    )
+    result = warehouse.apply_extract(
+        writer.write(
+            [
+                account("a1", Name="Old copy", LastModifiedDate=at(0.5), SystemModstamp=at(1.2)),
+                account("a1", Name="New copy", LastModifiedDate=at(0.5), SystemModstamp=at(1.4)),
+            ],
+            mode="incremental",
+        )
+    )
+
+    assert result.current_rows == 1
+    assert field_changes(warehouse) == [("a1", "Name", "Later", "New copy", "edit", "run-2")]
+    assert rows(warehouse, 'SELECT count(*) FROM acme."Account_history"') == [(2,)]

@@ -13,8 +13,9 @@ from cora_pipeline.errors import ConfigError
 from cora_pipeline.extract.files import FieldInfo
 from cora_pipeline.warehouse import Warehouse
 from cora_pipeline.warehouse import cli as warehouse_cli
+from cora_pipeline.warehouse.apply import ExtractApplier
 
-from .builders import ACCOUNT_FIELDS, ExtractWriter, account, at, without
+from .builders import ACCOUNT_FIELDS, ExtractWriter, account, at, write_history
 
 TABLES = (
     "main.sync_runs",
@@ -34,34 +35,6 @@ def snapshot(wh: Warehouse) -> dict[str, list[tuple]]:
         query = f"SELECT * FROM {table} ORDER BY ALL"
         result[table] = wh.con.execute(query).fetchall()
     return result
-
-
-def write_history(writer: ExtractWriter) -> None:
-    """Write a sequence of extracts that exercises every kind of change."""
-    writer.write([account("a1"), account("a2"), account("a3")])
-    writer.write([account("c1")], sobject="Contact", fields=ACCOUNT_FIELDS[:2])
-    writer.write(
-        [
-            account("a1", Name="Edited", LastModifiedDate=at(2.5), SystemModstamp=at(2.5)),
-            account("a2", IsDeleted=True, SystemModstamp=at(2.5)),
-            account("a4"),
-        ],
-        mode="incremental",
-    )
-    edited = account("a1", Name="Edited", LastModifiedDate=at(2.5), SystemModstamp=at(2.5))
-    writer.write(
-        [edited, account("a2", IsDeleted=True, SystemModstamp=at(2.5)), account("a4")],
-        fields=without(ACCOUNT_FIELDS, "NumberOfEmployees"),
-        extra={"hidden_fields": ["NumberOfEmployees"]},
-    )
-    writer.write(
-        [
-            edited,
-            account("a2", LastModifiedDate=at(4.5), SystemModstamp=at(4.5)),
-            account("a4", Rating="Warm"),
-        ],
-        fields=[*ACCOUNT_FIELDS, FieldInfo("Rating", "picklist", "string")],
-    )
 
 
 def apply_all(wh: Warehouse, writer: ExtractWriter) -> None:
@@ -184,3 +157,43 @@ def test_changes_without_catalog_says_what_to_run(
 ) -> None:
     with pytest.raises(ConfigError, match="cora sync"):
         run_changes(tmp_path, capsys)
+
+
+def test_row_hash_prefilter_matches_full_comparison(
+    writer: ExtractWriter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_history(writer)
+    writer.write(
+        [
+            account("a1", Name="Again", LastModifiedDate=at(6.5), SystemModstamp=at(6.5)),
+            account("a2", NumberOfEmployees=None, SystemModstamp=at(6.5)),
+            account("a4", Rating="Warm", SystemModstamp=at(6.5)),
+            account("a5"),
+        ],
+        fields=[*ACCOUNT_FIELDS, FieldInfo("Rating", "picklist", "string")],
+    )
+    with Warehouse(writer.data_root) as wh:
+        apply_all(wh, writer)
+        prefiltered = snapshot(wh)
+
+    monkeypatch.setattr(ExtractApplier, "_can_prefilter", lambda self, plan: False)
+    with Warehouse(writer.data_root) as wh:
+        wh.rebuild()
+        compared = snapshot(wh)
+
+    assert compared == prefiltered
+    assert len(prefiltered["main.field_changes"]) == 3
+
+
+def test_compact_runs_when_deleted_rows_pile_up(
+    writer: ExtractWriter, warehouse: Warehouse
+) -> None:
+    warehouse.apply_extract(writer.write([account(f"a{i}") for i in range(50)]))
+    warehouse.con.execute("UPDATE cora_meta.vacuum_state SET deleted_rows = 1")
+
+    assert not warehouse.compact(only_if_needed=True)
+    warehouse.con.execute("UPDATE cora_meta.vacuum_state SET deleted_rows = 10000")
+    assert warehouse.compact(only_if_needed=True)
+    assert warehouse.con.execute("SELECT deleted_rows FROM cora_meta.vacuum_state").fetchall() == [
+        (0,)
+    ]
