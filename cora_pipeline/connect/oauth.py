@@ -377,6 +377,8 @@ def read_identity(org_config: OrgConfig, token: TokenResponse, api_version: str)
         }
     if response.status_code != 403:
         raise _api_error(org_config, "reading the identity URL", response)
+    # NOTE: the bundled emulator serves the identity URL to every token, so tests never run this
+    # fallback.
     log.info("org %s: identity URL returned 403; reading the user with SOQL", org_config.name)
     if not SALESFORCE_ID.match(user_id):
         raise AuthorizationError(f"the identity URL's user id {user_id!r} is not a Salesforce id")
