@@ -90,7 +90,7 @@ class WebContext:
     throttle: SignInThrottle = field(default_factory=SignInThrottle)
     public_url: str | None = None
     """Base URL the browser uses (``https://cora.example.com``) when a proxy sits in front; the
-    OAuth callback URL is built from it. Without it, from the request's own URL."""
+    OAuth callback URL is built from it. Without it, the callback URL follows each request's URL."""
 
 
 class SecurityHeaders:

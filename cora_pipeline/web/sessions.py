@@ -22,7 +22,7 @@ IDLE_TIMEOUT_SECONDS = 30 * 60
 ABSOLUTE_TIMEOUT_SECONDS = 12 * 60 * 60
 # Anonymous sessions are created for every visitor of the sign-in page; the cap bounds memory.
 MAX_SESSIONS = 10_000
-# Authorizations started in one session; an older one is dropped when an operator keeps starting.
+# Authorizations kept per session. Starting more drops the oldest.
 MAX_PENDING_PER_SESSION = 8
 
 NoticeLevel = Literal["success", "error", "info"]

@@ -1,5 +1,4 @@
-"""Steps an administrator takes in the browser, written once for the browser tests and the
-screenshot script."""
+"""Steps an administrator takes in the browser on the Integrations page and at Salesforce."""
 
 from typing import Any
 
