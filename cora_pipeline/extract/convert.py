@@ -32,20 +32,39 @@ def to_arrow(rows: Iterable[dict[str, Any]], fields: list[FieldInfo]) -> pa.Tabl
     """Convert REST query records to an Arrow table with the planned types.
 
     A field missing from a record becomes null; ``attributes`` and fields not planned are ignored.
+    Each column is first handed to Arrow as it is, with datetimes and dates parsed by Arrow's
+    ISO 8601 cast; a column Arrow rejects is converted value by value in Python, and if that fails
+    too the error names the field.
     """
     rows = rows if isinstance(rows, list) else list(rows)
     schema = arrow_schema(fields)
     columns = []
-    for info, arrow_field in zip(fields, schema, strict=True):
+    for info, target in zip(fields, schema, strict=True):
         values = [row.get(info.name) for row in rows]
         try:
-            columns.append(pa.array(_convert(values, info, arrow_field.type), arrow_field.type))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, ArithmeticError) as exc:
-            raise SalesforceAPIError(
-                f"field {info.name} ({info.type}, precision {info.precision}, scale {info.scale}) "
-                f"has a value that does not fit {arrow_field.type}: {exc}"
-            ) from exc
+            columns.append(_column(values, info, target.type))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, ArithmeticError):
+            columns.append(_column_by_value(values, info, target.type))
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _column(values: list[Any], info: FieldInfo, arrow_type: pa.DataType) -> pa.Array:
+    if info.type in ("datetime", "date"):
+        return pa.array(values, pa.string()).cast(arrow_type)
+    if pa.types.is_floating(arrow_type) or info.type == "anyType":
+        # Decimal to float64 and mixed anyType values need Python's conversion.
+        return pa.array(_convert(values, info, arrow_type), arrow_type)
+    return pa.array(values, arrow_type)
+
+
+def _column_by_value(values: list[Any], info: FieldInfo, arrow_type: pa.DataType) -> pa.Array:
+    try:
+        return pa.array(_convert(values, info, arrow_type), arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, ArithmeticError) as exc:
+        raise SalesforceAPIError(
+            f"field {info.name} ({info.type}, precision {info.precision}, scale {info.scale}) "
+            f"has a value that does not fit {arrow_type}: {exc}"
+        ) from exc
 
 
 def _convert(values: list[Any], info: FieldInfo, arrow_type: pa.DataType) -> list[Any]:

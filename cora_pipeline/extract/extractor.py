@@ -395,6 +395,17 @@ def _extract(
         _check_budget(client, org)
 
         watermark_to = output.max_stamp
+        if watermark_to is not None and watermark_to > server_started:
+            # A SystemModstamp later than the org's clock at the start of the query would move the
+            # watermark past changes that have not happened yet; records stamped after the start
+            # are selected again by the next run instead.
+            olog.warning(
+                "newest %s %s is later than the org's clock %s; the watermark stays at the clock",
+                plan.watermark_field,
+                watermark_to.isoformat(),
+                server_started.isoformat(),
+            )
+            watermark_to = server_started
         if plan.mode == "incremental" and plan.previous and plan.previous.watermark_to:
             before = datetime.fromisoformat(plan.previous.watermark_to)
             watermark_to = max(watermark_to, before) if watermark_to else before

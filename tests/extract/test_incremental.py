@@ -21,11 +21,25 @@ def test_first_run_is_full_and_sets_watermark(harness: Harness) -> None:
     org_rows = harness.admin.records("Account", include_deleted=True)
     assert sorted(ids_of(table)) == sorted(r["Id"] for r in org_rows)
     newest = max(_stamp(r["SystemModstamp"].replace("+0000", "+00:00")) for r in org_rows)
-    assert result.watermark_to is not None
-    assert _stamp(result.watermark_to) == newest
     manifest = manifest_of(result)
+    assert result.watermark_to is not None
+    assert manifest.server_started_at is not None
+    assert _stamp(result.watermark_to) == min(newest, _stamp(manifest.server_started_at))
     assert manifest.watermark_field == "SystemModstamp"
     assert manifest.records == len(org_rows)
+
+
+def test_future_modstamp_does_not_move_watermark_ahead(harness: Harness) -> None:
+    ahead = harness.admin.now() + timedelta(hours=6)
+    harness.admin.create("Account", {"Name": "Stamped Ahead"}, modstamp=_wire(ahead))
+
+    first = harness.extract("Account")
+    changed = harness.admin.create("Account", {"Name": "Changed After"})
+    second = harness.extract("Account")
+
+    assert first.watermark_to is not None
+    assert _stamp(first.watermark_to) < ahead
+    assert changed in ids_of(records_of(second))
 
 
 def test_incremental_reads_only_changed_records(harness: Harness) -> None:
