@@ -5,6 +5,8 @@ scope, from the configuration file (or the demo org backed by the bundled emulat
 Loading it starts nothing and calls no API: the emulator starts with the first run that needs it.
 """
 
+import warnings
+
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import (
     UnresolvedAssetJobDefinition,  # no public export in dagster 1.13
@@ -54,11 +56,14 @@ def build_definitions(settings: Settings, config_path: str | None = None) -> dg.
         assets.extend(org_assets)
         assets.append(connection_spec(org))
         extracts = [a for a in org_assets if a.key.path[0] == "salesforce"]
-        asset_checks.extend(
-            dg.build_column_schema_change_checks(
-                assets=extracts, severity=dg.AssetCheckSeverity.WARN
+        with warnings.catch_warnings():
+            # The factory is marked beta in dagster 1.13; the warning would print on every load.
+            warnings.simplefilter("ignore", dg.BetaWarning)
+            asset_checks.extend(
+                dg.build_column_schema_change_checks(
+                    assets=extracts, severity=dg.AssetCheckSeverity.WARN
+                )
             )
-        )
         job = build_org_job(org)
         jobs.append(job)
         schedules.append(build_org_schedule(settings, org, job))
