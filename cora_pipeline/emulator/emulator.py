@@ -257,7 +257,12 @@ class Emulator:
             port = int(ports.get(role, 0))
             try:
                 server = TlsHttpServer(
-                    self.settings.host, port, self._ssl_context, self._dispatcher(host), role
+                    self.settings.host,
+                    port,
+                    self._ssl_context,
+                    self._dispatcher(host),
+                    role,
+                    clock=host.org_for_login.clock.now,
                 )
             except OSError as error:
                 for started in self._servers:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json
 import logging
 import socket
@@ -11,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -96,6 +98,13 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: TlsHttpServer
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header is the org's time, which advance_clock() moves, as Salesforce's
+        # Date header is its own server time.
+        if timestamp is None and self.server.clock is not None:
+            return email.utils.format_datetime(self.server.clock(), usegmt=True)
+        return super().date_time_string(timestamp)
+
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s %s", self.server.label, format % args)
 
@@ -165,8 +174,15 @@ class TlsHttpServer(ThreadingHTTPServer):
     block_on_close = True
 
     def __init__(
-        self, host: str, port: int, context: ssl.SSLContext, dispatch: Dispatch, label: str
+        self,
+        host: str,
+        port: int,
+        context: ssl.SSLContext,
+        dispatch: Dispatch,
+        label: str,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        self.clock = clock
         self.context = context
         self.dispatch = dispatch
         self.label = label

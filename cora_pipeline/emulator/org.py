@@ -590,6 +590,19 @@ class OrgAdmin:
             definition = self._org.object_def(sobject)
             definition.hidden_fields.discard(name)
 
+    def set_object_flags(self, sobject: str, **flags: bool) -> None:
+        """Change describe flags of an object: ``queryable``, ``replicateable``, ``createable``,
+        ``deletable`` or ``undeletable`` (a non-queryable object rejects SOQL with INVALID_TYPE).
+        """
+        allowed = {"queryable", "replicateable", "createable", "deletable", "undeletable"}
+        unknown = set(flags) - allowed
+        if unknown:
+            raise AdminError(f"unknown object flags {sorted(unknown)}; use {sorted(allowed)}")
+        with self._org.lock:
+            definition = self._org.object_def(sobject)
+            for name, value in flags.items():
+                setattr(definition, name, bool(value))
+
     def advance_clock(self, seconds: float) -> None:
         """Move the org's clock forward (TODAY() formulas, token and locator ages move with it)."""
         self._org.clock.advance(seconds)

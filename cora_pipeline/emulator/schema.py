@@ -240,6 +240,7 @@ class ObjectDef:
     deletable: bool = True
     replicateable: bool = True
     undeletable: bool = True
+    queryable: bool = True
     child_relationships: list[ChildRelationship] = field(default_factory=list)
     hidden_fields: set[str] = field(default_factory=set)
     # Lower-cased field and relationship names, rebuilt whenever the field set changes.
@@ -321,7 +322,7 @@ class ObjectDef:
             "mergeable": self.name in ("Account", "Contact"),
             "mruEnabled": True,
             "name": self.name,
-            "queryable": True,
+            "queryable": self.queryable,
             "replicateable": self.replicateable,
             "retrieveable": True,
             "searchable": True,

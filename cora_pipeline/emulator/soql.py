@@ -656,7 +656,7 @@ class _Compiler:
         for name, candidate in org.schema.items():
             if definition is None and name.lower() == parsed.object_name.lower():
                 definition = candidate
-        if definition is None:
+        if definition is None or not definition.queryable:
             raise SoqlError(
                 "INVALID_TYPE",
                 _NO_SUCH_TYPE.format(name=parsed.object_name),

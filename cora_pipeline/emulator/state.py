@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .org import EmulatedOrg
 
 STATE_VERSION = 1
+_OBJECT_FLAGS = ("queryable", "replicateable", "createable", "deletable", "undeletable")
 
 
 def _org_state(org: EmulatedOrg) -> dict[str, Any]:
@@ -27,6 +28,10 @@ def _org_state(org: EmulatedOrg) -> dict[str, Any]:
                 name: [asdict(f) for f in d.fields.values()] for name, d in org.schema.items()
             },
             "hidden": {name: sorted(d.hidden_fields) for name, d in org.schema.items()},
+            "flags": {
+                name: {flag: getattr(d, flag) for flag in _OBJECT_FLAGS}
+                for name, d in org.schema.items()
+            },
             "deleted_log": org.deleted_log,
             "earliest_date_available": org.earliest_date_available,
             "auto_numbers": org.auto_numbers,
@@ -77,6 +82,8 @@ def _restore_org(org: EmulatedOrg, data: dict[str, Any]) -> None:
                 restored[entry["name"]] = FieldDef(**entry)
             definition.fields = restored
             definition.hidden_fields = set(data["hidden"].get(name, []))
+            for flag, value in data.get("flags", {}).get(name, {}).items():
+                setattr(definition, flag, value)
             definition.reindex()
         org.formulas.clear()
         for definition in org.schema.values():

@@ -160,3 +160,30 @@ def test_account_delete_cascades_and_undelete_restores(
     admin.hard_delete("Account", account)
     with pytest.raises(AdminError):
         admin.get("Contact", contact)
+
+
+def test_unqueryable_object_leaves_soql(small: Emulator, small_sf: Salesforce) -> None:
+    from simple_salesforce.exceptions import SalesforceMalformedRequest
+
+    admin = small.production.admin
+    admin.set_object_flags("Case", queryable=False)
+    try:
+        entry = next(o for o in small_sf.describe()["sobjects"] if o["name"] == "Case")
+        assert entry["queryable"] is False
+        with pytest.raises(SalesforceMalformedRequest) as raised:
+            small_sf.query("SELECT Id FROM Case")
+        assert raised.value.content[0]["errorCode"] == "INVALID_TYPE"
+    finally:
+        admin.set_object_flags("Case", queryable=True)
+
+
+def test_date_header_follows_org_clock(small: Emulator, small_sf: Salesforce) -> None:
+    from email.utils import parsedate_to_datetime
+
+    small.production.admin.advance_clock(3 * 86400)
+    response = small_sf.session.get(
+        f"{small.production.instance_url}/services/data/v59.0/limits",
+        headers={"Authorization": f"Bearer {small_sf.session_id}"},
+    )
+    served = parsedate_to_datetime(response.headers["Date"])
+    assert abs((served - small.production.admin.now()).total_seconds()) < 5
