@@ -51,15 +51,18 @@ class AuthorizationError(CoraError, Terminal):
 class ReauthorizationRequired(AuthorizationError):
     """The stored refresh token no longer works; the administrator must connect the org again."""
 
-    def __init__(self, org: str, description: str | None, command: str) -> None:
+    def __init__(
+        self, org: str, description: str | None, command: str, hint: str | None = None
+    ) -> None:
         self.org = org
         self.command = command
+        action = f"Run `{command}` to connect it again."
         super().__init__(
             f"org {org!r} needs re-authorization: Salesforce answered invalid_grant "
             f"({description or 'no description'})",
             error="invalid_grant",
             description=description,
-            hint=f"Run `{command}` to connect it again.",
+            hint=f"{hint}\n{action}" if hint else action,
         )
 
 

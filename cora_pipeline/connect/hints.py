@@ -24,6 +24,9 @@ INVALID_CLIENT_ID_HINT = (
 )
 
 
+GENERIC_HINT = "Check the connected app's settings in Setup > App Manager and try again."
+
+
 def redirect_mismatch_hint(redirect_uri: str) -> str:
     return (
         f"Add this exact Callback URL to the connected app (Setup > App Manager > Edit > "
@@ -97,7 +100,7 @@ def explain(error: str | None, description: str | None, *, redirect_uri: str | N
             "APIs (api)' and 'Perform requests at any time (refresh_token, offline_access)' to "
             "its Selected OAuth Scopes."
         )
-    return "Check the connected app's settings in Setup > App Manager and try again."
+    return GENERIC_HINT
 
 
 def authorization_error(

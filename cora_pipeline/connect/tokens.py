@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from cora_pipeline.config import OrgConfig
 from cora_pipeline.connect import oauth
+from cora_pipeline.connect.hints import GENERIC_HINT, explain
 from cora_pipeline.connect.redaction import install_redaction, mask, register_secret
 from cora_pipeline.connect.store import ConnectionRecord, ConnectionStore, StoredTokens, utc_now
 from cora_pipeline.errors import AuthorizationError, NotConnectedError, ReauthorizationRequired
@@ -153,7 +154,10 @@ class TokenManager:
                     exc.description,
                     command,
                 )
-                raise ReauthorizationRequired(name, exc.description, command) from None
+                hint = explain(exc.error, exc.description)
+                raise ReauthorizationRequired(
+                    name, exc.description, command, hint=None if hint == GENERIC_HINT else hint
+                ) from None
             record, tokens = self._store_response(record, tokens, response)
         log.info("org %s: access token refreshed through the %s flow", name, record.flow)
         assert tokens.access_token is not None
