@@ -57,6 +57,8 @@ KNOWN_SCOPES = frozenset(
     }
 )
 DEFAULT_SCOPES = ("api", "id", "refresh_token")
+# Any of these scopes grants the identity URL and userinfo; api alone does not.
+IDENTITY_SCOPES = frozenset({"id", "openid", "profile", "email", "address", "phone", "full"})
 CODE_LIFETIME = timedelta(minutes=15)
 # The JWT bearer flow rejects assertions whose exp lies more than 3 minutes ahead.
 MAX_ASSERTION_LIFETIME = 180
@@ -660,6 +662,8 @@ class OAuthServer:
         if found is None:
             return _bad_token()
         grant, org = found
+        if not IDENTITY_SCOPES & set(grant.scopes):
+            return _insufficient_scope()
         user = org.user_by_id(grant.user_id)
         assert user is not None
         base = self.emulator.login_url_for(org)
@@ -699,6 +703,8 @@ class OAuthServer:
         if found is None:
             return _bad_token()
         grant, org = found
+        if not IDENTITY_SCOPES & set(grant.scopes):
+            return _insufficient_scope()
         if org.org_id != org_id or grant.user_id != user_id:
             return json_response(403, "Bad_Id")
         user = org.user_by_id(user_id)
@@ -835,6 +841,11 @@ def _bad_token() -> Response:
     # The identity URL and userinfo reject a bad token with 403 and a bare JSON string.
     # NOTE: the exact body "Bad_OAuth_Token" is unconfirmed.
     return json_response(403, "Bad_OAuth_Token")
+
+
+def _insufficient_scope() -> Response:
+    # NOTE: the body Salesforce sends for a token without an identity scope is unconfirmed.
+    return json_response(403, "Insufficient_Scope")
 
 
 def _oauth_body(status: int, payload: dict[str, Any], urlencoded: bool) -> Response:

@@ -309,7 +309,17 @@ def test_revoke_unknown_token_is_400(emulator: Emulator) -> None:
     assert response.status_code == 400
 
 
-def test_userinfo_and_identity_url(emulator: Emulator, token: dict) -> None:
+def test_identity_url_needs_an_identity_scope(emulator: Emulator, token: dict) -> None:
+    session = trusting_session(emulator)
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    assert token["scope"] == "api refresh_token"
+    assert session.get(token["id"], headers=headers).status_code == 403
+    userinfo = session.get(f"{emulator.login_url}/services/oauth2/userinfo", headers=headers)
+    assert userinfo.status_code == 403
+
+
+def test_userinfo_and_identity_url(emulator: Emulator) -> None:
+    token = connect(emulator, scope="api id refresh_token")
     session = trusting_session(emulator)
     headers = {"Authorization": f"Bearer {token['access_token']}"}
     info = session.get(f"{emulator.login_url}/services/oauth2/userinfo", headers=headers).json()
