@@ -100,8 +100,11 @@ def read_connection_health(settings: Settings, org: OrgConfig) -> ConnectionHeal
             org.name, status, message, usage.api_used, usage.api_max, share, details
         )
 
+    # The vault keeps one file per org, <home>/vault/<org>.json; without it the org was never
+    # connected, and opening the vault would fail for want of a key that nobody created yet.
+    connected = (settings.home / "vault" / f"{org.name}.json").exists()
     try:
-        record = ConnectionStore.open(settings).get(org.name)
+        record = ConnectionStore.open(settings).get(org.name) if connected else None
     except CoraError as exc:
         return health(
             "vault_error",
