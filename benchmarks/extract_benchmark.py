@@ -1,9 +1,9 @@
 """Measure the whole extract path against the emulator: records/s, HTTP share, API calls.
 
-Runs ``cora_pipeline.emulator.cli`` in a child process (so the server and the extractor do not
-share one interpreter lock), seeds one object with ``--records`` records, connects through the
-OAuth web-server flow with PKCE (auto-approve), then runs :func:`extract_object` twice: a full
-extract and an incremental one with ``--changes`` records updated in between. For each it prints
+Runs ``cora_pipeline.emulator.cli`` in a child process, so the server and the extractor do not
+share one interpreter lock. It seeds one object with ``--records`` records and connects through the
+OAuth web-server flow with PKCE (auto-approve). Then it runs :func:`extract_object` twice: a full
+extract, and an incremental one after ``--changes`` records were updated. For each it prints
 
 - records per second through the whole path (REST paging, JSON decoding, Arrow conversion,
   Parquet writing, the manifest and the rename);

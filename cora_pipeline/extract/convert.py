@@ -32,9 +32,9 @@ def to_arrow(rows: Iterable[dict[str, Any]], fields: list[FieldInfo]) -> pa.Tabl
     """Convert REST query records to an Arrow table with the planned types.
 
     A field missing from a record becomes null; ``attributes`` and fields not planned are ignored.
-    Each column is first handed to Arrow as it is, with datetimes and dates parsed by Arrow's
-    ISO 8601 cast; a column Arrow rejects is converted value by value in Python, and if that fails
-    too the error names the field.
+    Each column is first handed to Arrow as it is, and Arrow's ISO 8601 cast parses datetimes and
+    dates. A column Arrow rejects is converted value by value in Python. If that fails too, the
+    error names the field.
     """
     rows = rows if isinstance(rows, list) else list(rows)
     schema = arrow_schema(fields)

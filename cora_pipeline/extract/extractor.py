@@ -70,6 +70,8 @@ DELETED_WINDOW = timedelta(days=15)
 WATERMARK_FIELDS = ("SystemModstamp", "LastModifiedDate")
 MAX_QUERY_RESTARTS = 2
 """How often an expired query locator may restart the object's query in one run."""
+CLOCK_TOLERANCE = timedelta(seconds=2)
+"""How far a SystemModstamp may lead the org's clock, which the ``Date`` header gives in seconds."""
 DELETED_SCHEMA = pa.schema([("Id", pa.string()), ("deleted_at", pa.timestamp("ms", tz="UTC"))])
 
 __all__ = [
@@ -171,6 +173,8 @@ class _Plan:
     """Start of the ``deleted`` resource window (coverage minus overlap); None skips the call."""
     deleted_covered: str | None = None
     sweep_reason: str | None = None
+    skipped_fields: dict[str, str] = field(default_factory=dict)
+    """Fields describe returned that are not extracted, with the reason for each."""
 
 
 def extract_object(
@@ -185,9 +189,14 @@ def extract_object(
 ) -> ExtractResult:
     """Extract one object and return what was written. See the module docstring for the steps.
 
-    ``now`` is the org's current time, in place of the HTTP ``Date`` header of its responses; it
-    sets the mode, the ``deleted`` resource window and the formula and sweep cadences. Tests use it. Raises :class:`~cora_pipeline.errors.SalesforceAPIError` subclasses for failures that
-    retries could not fix; nothing is written then and the watermark stays where it was.
+    ``now`` is the org's current time, used in place of the HTTP ``Date`` header of its responses.
+    It decides the mode, the ``deleted`` resource window and the formula and sweep cadences. Tests
+    pass it.
+
+    Raises :class:`~cora_pipeline.errors.SalesforceAPIError` subclasses for failures that retries
+    could not fix; nothing is written then and the watermark stays where it was. A failed formula
+    refresh does not raise, because the records extract before it is already durable: it is
+    logged and named in ``message``.
     """
     olog = ObjectLog(log, {"org": org.name, "sobject": obj.name})
     calls_before = client.api_calls
@@ -215,7 +224,11 @@ def extract_object(
             client, org, obj, data_root, plan, run_id, started, org_now, result, olog, calls_before
         )
     except APIBudgetExhausted as exc:
-        fields = plan.fields if plan else (previous.fields if previous else [])
+        fields: list[FieldInfo] = []
+        if plan is not None:
+            fields = plan.fields
+        elif previous is not None:
+            fields = previous.fields
         return _stopped(
             client,
             org,
@@ -239,9 +252,9 @@ def extract_object(
                 _formula_refresh(
                     client, org, obj.name, plan.fields, data_root, run_id, server_started, result
                 )
-            except APIBudgetExhausted as exc:
-                olog.warning("formula refresh skipped: %s", exc)
-                result.message = f"formula refresh skipped: {exc}"
+            except SalesforceAPIError as exc:
+                olog.warning("formula refresh failed, the next run tries again: %s", exc)
+                result.message = f"formula refresh failed: {exc}"
     return _finish(result, client, calls_before, seconds_before)
 
 
@@ -297,8 +310,11 @@ def _plan(
 ) -> _Plan:
     """Choose the fields, the mode, the watermark and whether the sweep runs."""
     fields, skipped = plan_fields(describe["fields"], list(obj.include), list(obj.exclude))
-    for skip in skipped:
-        olog.info("field %s not extracted: %s", skip.name, skip.reason)
+    if skipped:
+        olog.info(
+            "fields not extracted: %s",
+            "; ".join(f"{skip.name} ({skip.reason})" for skip in skipped),
+        )
     described = {f["name"]: f for f in describe["fields"]}
     unknown = sorted(set(obj.include) - set(described))
     if unknown:
@@ -316,7 +332,13 @@ def _plan(
         ),
         None,
     )
-    plan = _Plan(fields=fields, mode="full", watermark_field=watermark_field, previous=previous)
+    plan = _Plan(
+        fields=fields,
+        mode="full",
+        watermark_field=watermark_field,
+        previous=previous,
+        skipped_fields={skip.name: skip.reason for skip in skipped},
+    )
     if full:
         olog.info("full extract requested")
         return plan
@@ -395,9 +417,9 @@ def _extract(
         _check_budget(client, org)
 
         watermark_to = output.max_stamp
-        if watermark_to is not None and watermark_to > server_started:
+        if watermark_to is not None and watermark_to > server_started + CLOCK_TOLERANCE:
             # A SystemModstamp later than the org's clock at the start of the query would move the
-            # watermark past changes that have not happened yet; records stamped after the start
+            # watermark past changes that have not happened yet. Records stamped after the start
             # are selected again by the next run instead.
             olog.warning(
                 "newest %s %s is later than the org's clock %s; the watermark stays at the clock",
@@ -409,11 +431,16 @@ def _extract(
         if plan.mode == "incremental" and plan.previous and plan.previous.watermark_to:
             before = datetime.fromisoformat(plan.previous.watermark_to)
             watermark_to = max(watermark_to, before) if watermark_to else before
+        # NOTE: a field missing from describe is either deleted or hidden from the integration
+        # user; REST describe cannot tell which, so extra["hidden_fields"], which the warehouse
+        # reads, is never set here.
         extra: dict[str, Any] = {
             "pages": stats.pages,
             "pieces": stats.pieces,
             "reread": stats.reread,
         }
+        if plan.skipped_fields:
+            extra["skipped_fields"] = plan.skipped_fields
         if sweep_next:
             extra["sweep_next_run"] = True
         manifest = Manifest(

@@ -1,9 +1,9 @@
 """Run one SELECT of an extract page by page, split into pieces when its URI would be too long.
 
 Salesforce rejects a request whose URI and headers exceed 16,384 bytes (414 or 431), so a long field
-list is split into several SELECTs ("pieces"). Every piece repeats ``Id`` and the watermark field:
-the pieces are joined by ``Id``, and a record whose watermark differs between pieces (it changed
-while the pieces were read) or that is missing from a piece is read again by ``Id``.
+list is split into several SELECTs ("pieces"). Every piece repeats ``Id`` and the watermark field,
+and the pieces are joined by ``Id``. A record missing from a piece, or whose watermark differs
+between pieces because it changed while they were read, is read again by ``Id``.
 
 NOTE: SystemModstamp has whole seconds, so a record changed twice within one second, once before and
 once during the read of its pieces, can be joined from two versions. Its SystemModstamp is then
@@ -41,7 +41,7 @@ MAX_REREAD_ATTEMPTS = 3
 
 @dataclass
 class QueryScope:
-    """What every SELECT of one object needs: the client, the org, the object and the budget check."""
+    """The context of every SELECT of one object: client, org, object and budget check."""
 
     client: SalesforceClient
     org: OrgConfig
@@ -92,23 +92,23 @@ def split_fields(
 
     Each piece starts with the ``keep`` fields (``Id`` and the watermark field), in the order given.
     """
-    kept = [name for name in dict.fromkeys(keep) if name in field_names or name == "Id"]
-    base = query_uri_bytes(kept, sobject, where, api_version)
+    leading = [name for name in dict.fromkeys(keep) if name in field_names or name == "Id"]
+    base = query_uri_bytes(leading, sobject, where, api_version)
     if base >= MAX_QUERY_URI_BYTES:
         raise ValueError(
             f"the WHERE clause of a {sobject} query takes {base} bytes of the URI, over the "
             f"{MAX_QUERY_URI_BYTES}-byte limit; shorten it"
         )
     pieces: list[list[str]] = []
-    current = list(kept)
+    current = list(leading)
     size = base
     for name in field_names:
-        if name in kept:
+        if name in leading:
             continue
         cost = len(quote_plus(f", {name}"))
-        if size + cost > MAX_QUERY_URI_BYTES and len(current) > len(kept):
+        if size + cost > MAX_QUERY_URI_BYTES and len(current) > len(leading):
             pieces.append(current)
-            current = list(kept)
+            current = list(leading)
             size = base
         current.append(name)
         size += cost
@@ -215,7 +215,7 @@ def _join_pieces(
 ) -> tuple[pa.Table, list[str]]:
     """Join piece files by Id; return the complete, consistent records and the ids to read again.
 
-    NOTE: the join holds every piece of the object in memory as Arrow columns, so a split SELECT
+    NOTE: the join keeps every piece of the object in memory as Arrow columns, so a split SELECT
     does not stream the way a single one does.
     """
     joined = pq.read_table(paths[0])

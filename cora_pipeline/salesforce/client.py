@@ -67,9 +67,9 @@ class _CaPinnedSession(requests.Session):
 
 
 class QueryLocatorExpired(SalesforceAPIError):
-    """A ``nextRecordsUrl`` that Salesforce no longer knows (400 ``INVALID_QUERY_LOCATOR``).
+    """A ``nextRecordsUrl`` whose query locator expired or is unknown (400 ``INVALID_QUERY_LOCATOR``).
 
-    The query has to start again; retrying the same locator cannot succeed.
+    Retrying the same locator cannot succeed, so the query has to start again.
     """
 
 

@@ -2,8 +2,6 @@
 
 from datetime import timedelta
 
-import pytest
-
 from cora_pipeline.extract.convert import parse_datetime
 from cora_pipeline.extract.files import read_deleted
 from tests.extract.conftest import Harness, deleted_ids, ids_of, manifest_of, records_of
@@ -20,13 +18,13 @@ def _purge_delete_log(harness: Harness, sobject: str, record_id: str) -> None:
 
 
 def test_hard_delete_found_by_deleted_resource(harness: Harness) -> None:
-    harness.extract("Account", now=harness.admin.now())
+    harness.extract("Account")
     victim = _victim(harness)
     harness.admin.hard_delete("Account", victim)
     logged = parse_datetime(harness.org.deleted_log["Account"][victim])
     harness.admin.advance_clock(120)
 
-    second = harness.extract("Account", now=harness.admin.now())
+    second = harness.extract("Account")
 
     assert second.mode == "incremental"
     assert deleted_ids(second) == {victim}
@@ -38,9 +36,9 @@ def test_hard_delete_found_by_deleted_resource(harness: Harness) -> None:
 
 
 def test_deleted_coverage_continues_from_latest_date_covered(harness: Harness) -> None:
-    harness.extract("Account", now=harness.admin.now())
+    harness.extract("Account")
     harness.admin.advance_clock(120)
-    second = harness.extract("Account", now=harness.admin.now())
+    second = harness.extract("Account")
     covered = manifest_of(second).deleted_covered_to
     assert covered is not None
     org_minute = harness.admin.now().replace(second=0, microsecond=0)
@@ -49,16 +47,11 @@ def test_deleted_coverage_continues_from_latest_date_covered(harness: Harness) -
     victim = _victim(harness)
     harness.admin.hard_delete("Account", victim)
     harness.admin.advance_clock(120)
-    third = harness.extract("Account", now=harness.admin.now())
+    third = harness.extract("Account")
 
     assert deleted_ids(third) == {victim}
 
 
-@pytest.mark.xfail(
-    reason="the emulator's HTTP Date header carries the machine clock, not the org clock that "
-    "advance_clock moves, so the deleted window ends before the org's present",
-    strict=True,
-)
 def test_deleted_window_follows_org_clock(harness: Harness) -> None:
     harness.extract("Account")
     victim = _victim(harness)
@@ -155,11 +148,27 @@ def test_deleted_window_past_15_days_sweeps_instead(harness: Harness) -> None:
     harness.admin.hard_delete("Account", victim)
     _purge_delete_log(harness, "Account", victim)
 
-    second = harness.extract("Account", now=harness.admin.now())
+    second = harness.extract("Account")
 
     assert second.mode == "incremental"
     assert second.reconciled is True
     assert deleted_ids(second) == {victim}
+
+
+def test_clock_passed_in_replaces_date_header(harness: Harness) -> None:
+    harness.extract("Account")
+    victim = _victim(harness)
+    harness.admin.hard_delete("Account", victim)
+    _purge_delete_log(harness, "Account", victim)
+
+    # 16 days on by the clock passed in: the deleted window cannot reach back, so the sweep runs.
+    later = harness.admin.now() + timedelta(days=16)
+    second = harness.extract("Account", now=later)
+
+    assert second.reconciled is True
+    assert deleted_ids(second) == {victim}
+    assert manifest_of(second).server_started_at is not None
+    assert parse_datetime(manifest_of(second).server_started_at) >= later
 
 
 def test_not_replicateable_object_sweeps_every_run(harness: Harness) -> None:

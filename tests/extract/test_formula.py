@@ -33,7 +33,7 @@ def test_formula_only_change_is_read_by_refresh(harness: Harness) -> None:
         assert (actual is None) == (expected is None)
         if expected is not None:
             assert actual == Decimal(str(expected)).quantize(Decimal("0.01"))
-    # No record changed, so the incremental part holds at most the overlap window's records.
+    # No record changed, so the incremental part contains at most the overlap window's records.
     assert records_of(second, 0).num_rows < len(live)
 
 

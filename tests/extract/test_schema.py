@@ -117,14 +117,11 @@ def test_unknown_object_is_skipped_with_reason(harness: Harness) -> None:
     assert result.extract_dirs == []
 
 
-@pytest.mark.xfail(
-    reason="the emulator has no way to mark an object queryable=false in describe",
-    strict=True,
-)
 def test_unqueryable_object_is_skipped(harness: Harness) -> None:
-    harness.org.schema["Case"].queryable = False  # type: ignore[attr-defined]
+    harness.admin.set_object_flags("Case", queryable=False)
 
     result = harness.extract("Case")
 
     assert result.status == "skipped"
-    assert "queryable" in (result.message or "")
+    assert "queryable=false" in (result.message or "")
+    assert result.extract_dirs == []
