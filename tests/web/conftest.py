@@ -50,8 +50,14 @@ class WebServer:
     settings: Settings
 
     def stop(self) -> None:
+        """Stop uvicorn; force it when an idle keep-alive connection holds the shutdown."""
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=5)
+        if self.thread.is_alive():
+            self.server.force_exit = True
+            self.thread.join(timeout=10)
+        if self.thread.is_alive():
+            raise RuntimeError(f"uvicorn at {self.base_url} did not stop")
 
 
 def start_web_server(settings: Settings, port: int, **uvicorn_options: Any) -> WebServer:
