@@ -4,19 +4,21 @@ DuckDB allows one process to open a database file read-write, and any open conne
 one, blocks every other process from opening it read-write. An analyst who keeps ``warehouse.duckdb`` open
 would therefore make every scheduled run fail. Analysts open ``analyst.duckdb`` instead:
 
-- After each committed extract the writer exports what changed to Parquet under ``<data_root>/analyst/``:
-  one file per extract for ``sync_runs``, ``record_changes``, ``field_changes`` and ``schema_changes``
-  (written once, never changed), and ``current.parquet`` and ``history.parquet`` per object, replaced
-  whole. Every file is written under a temporary name and renamed into place, so a reader sees the old
-  file or the new one, never a partial one.
-- ``analyst.duckdb`` holds only views over those files (and the ``<Object>_as_of`` table macros). It is
-  built under a temporary name and renamed over the old catalog, so the writer never opens a file an
-  analyst holds. An open analyst connection reads the new Parquet files at its next query; objects and
-  columns added since it connected appear when the analyst reconnects.
+- Each applied extract adds Parquet files under ``<data_root>/analyst/``, named by its extract_id and never
+  changed afterwards. ``sync_runs``, ``record_changes``, ``field_changes`` and ``schema_changes`` get the
+  extract's rows. Each object gets a ``current`` delta (the rows the extract wrote, and the Ids it removed)
+  and a ``history`` delta (every version of those records). A baseline or a schema change writes the whole
+  table instead, which replaces the older deltas. Files are written under a temporary name and renamed,
+  so a reader never sees a partial file.
+- ``analyst.duckdb`` contains only views over those files and the ``<Object>_as_of`` table macros. A view
+  takes each row from the newest file that has it. The catalog is built under a temporary name and
+  renamed over the old one, so the writer never opens a file an analyst holds. An open analyst connection
+  reads new Parquet files at its next query; objects and columns added since it connected appear when the
+  analyst reconnects.
 
-The warehouse file stays the source of truth: :meth:`AnalystCatalog.publish_object` re-exports any
-per-extract file that is missing, so a process killed between commit and export is caught up by the
-next run.
+The warehouse file stays the source of truth. An object's deltas are staged inside the applying
+transaction and renamed into place after the commit. When a process dies in between, or when deltas pile
+up past ``MAX_DELTA_FILES``, :meth:`AnalystCatalog.publish_object` exports the whole object again.
 """
 
 # ruff: noqa: S608 -- SQL is assembled from identifiers passed through quote_ident and from
@@ -155,8 +157,11 @@ class AnalystCatalog:
 
     # -- per-extract change tables -------------------------------------------------------------
 
-    def publish_object(self, org: str, sobject: str) -> None:
-        """Export what analysts lack of one object: missing deltas and per-extract change files."""
+    def publish_object(self, org: str, sobject: str, *, consolidate: bool = False) -> None:
+        """Export what analysts lack of one object: missing deltas and per-extract change files.
+
+        ``consolidate`` exports the whole current table and history even when no delta is missing.
+        """
         extract_ids = [
             row[0]
             for row in self.con.execute(
@@ -165,8 +170,11 @@ class AnalystCatalog:
                 [org, sobject],
             ).fetchall()
         ]
-        if table_exists(self.con, org, sobject) and not self._deltas_complete(
-            org, sobject, [e for e in extract_ids if e >= self._first_snapshot(org, sobject)]
+        if table_exists(self.con, org, sobject) and (
+            consolidate
+            or not self._deltas_complete(
+                org, sobject, [e for e in extract_ids if e >= self._first_snapshot(org, sobject)]
+            )
         ):
             self.consolidate(org, sobject, extract_ids[-1])
         for table in EXPORT_ORDER:

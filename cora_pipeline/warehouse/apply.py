@@ -8,10 +8,10 @@ then write ``record_changes``, ``field_changes``, the current table, the history
 Rules the diff follows:
 
 - Audit fields (SystemModstamp, LastModifiedDate, LastModifiedById, LastViewedDate,
-  LastReferencedDate) are never compared as fields. They decide ``cause`` of each field change: ``edit``
-  when LastModifiedDate moved, ``system`` when only SystemModstamp moved, ``formula`` when neither moved
-  and the field is calculated, ``unknown`` when neither moved and the field is not calculated (an object
-  without those audit fields).
+  LastReferencedDate) are never compared as fields. They decide the ``cause`` of each field change:
+  ``edit`` when LastModifiedDate moved, and ``system`` when only SystemModstamp moved. When neither
+  moved, the cause is ``formula`` for a calculated field and ``unknown`` for any other field, which
+  happens only on objects without those audit fields.
 - IsDeleted is not compared as a field either: its moves are the ``deleted`` and ``undeleted`` record
   changes. Any other field that changed with it is listed in that record change's ``changed_fields``.
 - Two values of the same type compare as typed values, so ``1`` and ``1.0`` of a decimal field are equal.
@@ -34,6 +34,7 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 
+from cora_pipeline.errors import CoraError, Terminal
 from cora_pipeline.extract.files import FieldInfo, Manifest
 from cora_pipeline.warehouse.sqltext import canonical_text, quote_ident, quote_literal
 
@@ -65,9 +66,13 @@ TEMP_TABLES = (
 IN_MEMORY_PARQUET_BYTES = 1 << 30
 
 
+class InvalidExtractError(CoraError, Terminal, ValueError):
+    """An extract directory lacks something every extract must have."""
+
+
 @dataclass
 class ApplyResult:
-    """What applying one extract changed (or had changed, when ``already_applied`` is true)."""
+    """Counts of the changes one extract made, or made before when ``already_applied`` is true."""
 
     org: str
     object: str
@@ -215,10 +220,10 @@ class ExtractApplier:
     def _load_records(self) -> None:
         """Expose ``records.parquet`` as the relation ``x_records``.
 
-        DuckDB reads one Parquet row group per thread, so a file of few large row groups reads on
-        one core; pyarrow decodes its columns in parallel instead. Files up to
-        ``IN_MEMORY_PARQUET_BYTES`` uncompressed are read into memory by pyarrow, larger ones are
-        streamed by DuckDB so memory stays bounded (and spills to disk past ``memory_limit``).
+        DuckDB reads one Parquet row group per thread, so it reads a file of one large row group on
+        one core, while pyarrow decodes the columns in parallel. Files up to
+        ``IN_MEMORY_PARQUET_BYTES`` uncompressed are therefore read into memory by pyarrow. Larger
+        ones are streamed by DuckDB, so memory stays bounded and spills to disk past ``memory_limit``.
         """
         path = self.extract_dir / "records.parquet"
         metadata = pq.ParquetFile(path).metadata
@@ -235,7 +240,7 @@ class ExtractApplier:
             )
         self.new_types = column_types(self.con, "x_records")
         if "Id" not in self.new_types:
-            raise ValueError(
+            raise InvalidExtractError(
                 f"extract {self.extract_dir} has no Id column; re-extract the object with Id selected"
             )
         deleted_path = self.extract_dir / "deleted.parquet"
@@ -471,7 +476,7 @@ class ExtractApplier:
     def _compute_diff(self, plan: _Plan, new_rel: str, old_rel: str) -> None:
         """Create ``x_diff``: one row per extract record that must be written, with its changes.
 
-        ``new_rel`` holds extract rows and ``old_rel`` the snapshot rows to compare them with.
+        ``new_rel`` contains extract rows and ``old_rel`` the snapshot rows to compare them with.
         """
         change_items = []
         conditions = []
@@ -626,7 +631,7 @@ class ExtractApplier:
                 )
             for name, duckdb_type in plan.retype_columns:
                 # NOTE: a value that does not convert to the new type (text to number, say) becomes
-                # NULL in the current table and in history; field_changes keeps its old text.
+                # NULL in the current table and in history. field_changes keeps its old text.
                 column = quote_ident(name)
                 self.con.execute(
                     f"ALTER TABLE {table} ALTER COLUMN {column} SET DATA TYPE {duckdb_type} "
@@ -643,6 +648,13 @@ class ExtractApplier:
             "extract_id": self.m.extract_id,
             "detected": self.detected_at,
         }
+        self._insert_record_changes(params)
+        self._insert_field_changes(params)
+        self._insert_schema_changes(plan.schema_changes)
+        self._count_changes()
+        self.result.schema_changes = len(plan.schema_changes)
+
+    def _insert_record_changes(self, params: dict[str, Any]) -> None:
         self.con.execute(
             """
             INSERT INTO main.record_changes
@@ -656,6 +668,8 @@ class ExtractApplier:
             """,
             params,
         )
+
+    def _insert_field_changes(self, params: dict[str, Any]) -> None:
         self.con.execute(
             """
             INSERT INTO main.field_changes
@@ -671,50 +685,50 @@ class ExtractApplier:
             """,
             params,
         )
-        if plan.schema_changes:
-            self.con.executemany(
-                "INSERT INTO main.schema_changes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        self.org,
-                        self.sobject,
-                        s.field,
-                        s.change,
-                        s.old_type,
-                        s.new_type,
-                        self.m.run_id,
-                        self.m.extract_id,
-                        self.detected_at,
-                    )
-                    for s in plan.schema_changes
-                ],
-            )
+
+    def _insert_schema_changes(self, changes: list[SchemaChange]) -> None:
+        if not changes:
+            return
+        self.con.executemany(
+            "INSERT INTO main.schema_changes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    self.org,
+                    self.sobject,
+                    change.field,
+                    change.change,
+                    change.old_type,
+                    change.new_type,
+                    self.m.run_id,
+                    self.m.extract_id,
+                    self.detected_at,
+                )
+                for change in changes
+            ],
+        )
+
+    def _count_changes(self) -> None:
         counts = fetch_row(
             self.con,
             """
             SELECT
                 count(*) FILTER (change_type = 'created'),
                 count(*) FILTER (change_type = 'updated'),
-                count(*) FILTER (change_type = 'deleted'),
-                count(*) FILTER (change_type = 'undeleted')
-            FROM main.record_changes WHERE org = $org AND object = $object AND extract_id = $extract_id
+                count(*) FILTER (change_type = 'deleted')
+                    + (SELECT count(*) FROM x_gone WHERE NOT was_deleted),
+                count(*) FILTER (change_type = 'undeleted'),
+                coalesce(sum(len(changes)) FILTER (NOT is_new), 0)
+            FROM x_diff
             """,
-            {k: params[k] for k in ("org", "object", "extract_id")},
         )
         assert counts is not None
-        created, updated, deleted, undeleted = counts
-        field_count = fetch_row(
-            self.con,
-            "SELECT count(*) FROM main.field_changes "
-            "WHERE org = ? AND object = ? AND extract_id = ?",
-            [self.org, self.sobject, self.m.extract_id],
-        )
-        self.result.created = created
-        self.result.updated = updated
-        self.result.deleted = deleted
-        self.result.undeleted = undeleted
-        self.result.field_changes = field_count[0] if field_count else 0
-        self.result.schema_changes = len(plan.schema_changes)
+        (
+            self.result.created,
+            self.result.updated,
+            self.result.deleted,
+            self.result.undeleted,
+            self.result.field_changes,
+        ) = (int(value) for value in counts)
 
     def _collect_new_rows(self, new_rel: str, old_rel: str) -> None:
         """Create ``x_new_rows``: the full current-table row of every record in ``x_diff``.
@@ -749,9 +763,9 @@ class ExtractApplier:
         names = ", ".join(quote_ident(c) for c in columns)
         is_deleted = "coalesce(r.IsDeleted, false)" if "IsDeleted" in columns else "false"
 
-        # A version starts when SystemModstamp says the record changed; a change that did not move
-        # SystemModstamp (a formula recomputation) starts when it was detected. A version never
-        # starts before the one it replaces.
+        # A version starts at the new SystemModstamp when SystemModstamp moved. A change that did
+        # not move it (a formula recomputation) starts when it was detected. A version never starts
+        # before the one it replaces.
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE x_versions AS

@@ -247,19 +247,22 @@ class Warehouse:
     def analyst_catalog(self) -> AnalystCatalog:
         return AnalystCatalog(self.con, self.data_root, self.analyst_path)
 
-    def publish(self, org: str | None = None, sobject: str | None = None) -> None:
+    def publish(
+        self, org: str | None = None, sobject: str | None = None, *, consolidate: bool = False
+    ) -> None:
         """Export tables to Parquet for analysts and rebuild the analyst catalog.
 
-        With ``org`` and ``sobject``, exports that object; without, every object in ``sync_runs``.
+        With ``org`` and ``sobject``, exports that object, otherwise every object in ``sync_runs``.
+        ``consolidate`` rewrites each object's current table and history as one file.
         """
         catalog = self.analyst_catalog
         if org is not None and sobject is not None:
-            catalog.publish_object(org, sobject)
+            catalog.publish_object(org, sobject, consolidate=consolidate)
         else:
             for known_org, known_object in self.con.execute(
                 "SELECT DISTINCT org, object FROM main.sync_runs ORDER BY ALL"
             ).fetchall():
-                catalog.publish_object(known_org, known_object)
+                catalog.publish_object(known_org, known_object, consolidate=consolidate)
         catalog.publish_catalog()
 
     def _is_published(self, org: str, sobject: str, result: ApplyResult) -> bool:
@@ -300,7 +303,8 @@ class Warehouse:
         self.close()
         staging.replace(self.warehouse_path)
         self.warehouse_path.with_name(WAREHOUSE_FILE + ".wal").unlink(missing_ok=True)
-        self.publish()
+        # The old deltas came from the old file; the rebuilt one may differ if extracts were removed.
+        self.publish(consolidate=True)
         log.info("rebuilt %s from %d extracts", self.warehouse_path, len(results))
         return results
 

@@ -1,8 +1,8 @@
 """Apply one extract in a child process and print a line right before and after COMMIT.
 
 Usage: ``python apply_child.py DATA_ROOT EXTRACT_DIR [--pause-before-commit]``. The crash test kills
-this process while the commit runs, or, with ``--pause-before-commit``, while every row is written
-but not committed; the printed lines tell it when that is.
+this process while the commit runs. With ``--pause-before-commit`` it kills it when every row is written
+but not committed. The printed lines tell the test when that is.
 """
 
 import sys

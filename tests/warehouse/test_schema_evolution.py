@@ -47,7 +47,7 @@ def test_new_field_is_one_schema_change(writer: ExtractWriter, warehouse: Wareho
     ) == [("a1", "Hot", None), ("a2", None, None)]
 
 
-def test_new_field_changes_are_reported_from_the_next_extract(
+def test_added_field_compared_from_next_extract(
     writer: ExtractWriter, warehouse: Warehouse
 ) -> None:
     warehouse.apply_extract(writer.write([account("a1")]))
