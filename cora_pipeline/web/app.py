@@ -196,7 +196,10 @@ def create_app(
         ),
         Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: http_error, CoraError: cora_error},
+    )
     app.state.web = context
     app.add_middleware(SecurityHeaders)
     return app
@@ -376,6 +379,20 @@ async def http_error(request: Request, exc: Exception) -> Response:
         status_code=exc.status_code,
         title=titles.get(exc.status_code, "Something went wrong"),
         message=exc.detail,
+    )
+
+
+async def cora_error(request: Request, exc: Exception) -> Response:
+    """Show an error no handler expected (an unreadable vault, say) as a page, and log it."""
+    log.error("%s %s failed: %s", request.method, request.url.path, exc)
+    session = current_session(request)
+    return render(
+        request,
+        "error.html",
+        session if session and session.signed_in else None,
+        status_code=500,
+        title="Something went wrong",
+        message=error_summary(exc),
     )
 
 

@@ -218,11 +218,18 @@ def test_card_with_unreadable_vault_says_why(web: WebServer, settings: Settings)
     (vault / f"{PRODUCTION_ORG}.json").write_text("{not json", encoding="utf-8")
     (vault / f"{PRODUCTION_ORG}.json").chmod(0o600)
 
-    response = signed_in_session(web).get(web.base_url + INTEGRATIONS_PATH, timeout=10)
+    session = signed_in_session(web)
+
+    response = session.get(web.base_url + INTEGRATIONS_PATH, timeout=10)
+    reconnect = session.get(
+        f"{web.base_url}{INTEGRATIONS_PATH}/salesforce/{PRODUCTION_ORG}/reconnect", timeout=10
+    )
 
     assert response.status_code == 200
     assert "The stored connection cannot be read" in response.text
     assert "is not valid JSON" in response.text
+    assert reconnect.status_code == 500
+    assert "is not valid JSON" in reconnect.text
 
 
 def test_no_sync_yet_names_the_schedule(web: WebServer, settings: Settings) -> None:
