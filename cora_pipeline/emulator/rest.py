@@ -301,6 +301,10 @@ class RestApi:
         rows = compiled.select()
         if compiled.count:
             return json_response(200, {"totalSize": len(rows), "done": True, "records": []})
+        if compiled.aggregation is not None:
+            # NOTE: aggregate results are returned in one page; Salesforce does not page them
+            # with query locators either, but it rejects more than 2,000 groups.
+            return json_response(200, {"totalSize": len(rows), "done": True, "records": rows})
         batch_size = _batch_size_option(request.header("sforce-query-options"))
         cursor = Cursor(compiled, rows, batch_size, self.org.clock.now())
         return self._page(cursor, None, 0, version)

@@ -1,15 +1,17 @@
 """A SOQL parser and evaluator for the subset that pipelines and analysts use.
 
 The field list takes parent relationship paths (``Owner.Name``), compound address fields,
-parent-to-child subqueries (``(SELECT Id FROM Contacts)``) and ``COUNT()``. ``WHERE`` takes comparisons, ``AND``/``OR``/``NOT``, parentheses, ``IN``, ``NOT IN``,
+parent-to-child subqueries (``(SELECT Id FROM Contacts)``), ``COUNT()`` and, with ``GROUP BY``,
+the aggregate functions ``COUNT``, ``COUNT_DISTINCT``, ``SUM``, ``AVG``, ``MIN`` and ``MAX`` with
+aliases. ``WHERE`` takes comparisons, ``AND``/``OR``/``NOT``, parentheses, ``IN``, ``NOT IN``,
 ``LIKE``, ``INCLUDES``/``EXCLUDES``, null checks, date and datetime literals and date functions
 (``TODAY``, ``LAST_N_DAYS:n``...). ``ORDER BY`` takes several keys with ``NULLS FIRST|LAST``,
 followed by ``LIMIT`` and ``OFFSET``. Errors carry Salesforce's error codes and its message
 layout: the query line, a caret under the offending token and ``ERROR at Row:r:Column:c``.
 
-NOTE: semi-joins, aggregate functions other than ``COUNT()``, ``GROUP BY``, ``HAVING``,
-``WITH``, ``FOR`` and ``USING SCOPE`` are valid SOQL that the emulator rejects with
-MALFORMED_QUERY, and child subquery results are never paged.
+NOTE: semi-joins, ``HAVING``, ``ORDER BY`` on an aggregate function, ``WITH``, ``FOR`` and
+``USING SCOPE`` are valid SOQL that the emulator rejects with MALFORMED_QUERY, and child
+subquery results are never paged.
 """
 
 from __future__ import annotations
@@ -135,6 +137,17 @@ def tokenize(query: str) -> list[Token]:
 class FieldPath:
     text: str
     position: int
+    alias: str | None = None
+
+
+@dataclass
+class AggregateCall:
+    """``COUNT(Id)``, ``SUM(Amount) total``...; ``path`` is None only for ``COUNT()``."""
+
+    function: str
+    path: FieldPath | None
+    position: int
+    alias: str | None = None
 
 
 @dataclass
@@ -168,7 +181,8 @@ class OrderKey:
 @dataclass
 class ParsedQuery:
     text: str
-    fields: list[FieldPath | ParsedQuery]  # a ParsedQuery is a parent-to-child subquery
+    # A ParsedQuery is a parent-to-child subquery, an AggregateCall an aggregate function.
+    fields: list[FieldPath | ParsedQuery | AggregateCall]
     count: bool
     object_name: str
     object_position: int
@@ -176,6 +190,11 @@ class ParsedQuery:
     order_by: list[OrderKey] = field(default_factory=list)
     limit: int | None = None
     offset: int | None = None
+    group_by: list[FieldPath] = field(default_factory=list)
+
+    @property
+    def is_aggregate(self) -> bool:
+        return bool(self.group_by) or any(isinstance(f, AggregateCall) for f in self.fields)
 
 
 _DATE_FUNCTIONS = {
@@ -208,7 +227,8 @@ _DATE_FUNCTIONS_N = {
     "N_WEEKS_AGO",
     "N_MONTHS_AGO",
 }
-_UNSUPPORTED_CLAUSES = {"GROUP", "HAVING", "WITH", "FOR", "USING", "TYPEOF", "UPDATE"}
+_UNSUPPORTED_CLAUSES = {"HAVING", "WITH", "FOR", "USING", "TYPEOF", "UPDATE"}
+_AGGREGATE_FUNCTIONS = {"COUNT", "COUNT_DISTINCT", "SUM", "AVG", "MIN", "MAX"}
 _RESERVED = {
     "SELECT",
     "FROM",
@@ -288,6 +308,9 @@ class _Parser:
         self.reject_unsupported_clause()
         if self.keyword("WHERE"):
             parsed.where = self.condition()
+        if self.keyword("GROUP"):
+            self.expect_keyword("BY")
+            parsed.group_by = self.group_keys()
         self.reject_unsupported_clause()
         if self.keyword("ORDER"):
             self.expect_keyword("BY")
@@ -334,36 +357,64 @@ class _Parser:
         self.expect_punct(")")
         return parsed
 
+    def group_keys(self) -> list[FieldPath]:
+        keys = []
+        while True:
+            token = self.current
+            if token.kind != "ident" or token.upper in _RESERVED:
+                raise self.unexpected()
+            self.advance()
+            keys.append(FieldPath(token.text, token.position))
+            if self.current.text != ",":
+                return keys
+            self.advance()
+
+    def alias(self) -> str | None:
+        token = self.current
+        if token.kind == "ident" and token.upper not in _RESERVED:
+            self.advance()
+            return token.text
+        return None
+
+    def aggregate_call(self) -> AggregateCall | None:
+        """Parse ``FUNCTION(field) [alias]``; return None for a bare ``COUNT()``."""
+        function_token = self.advance()
+        self.expect_punct("(")
+        if self.current.text == ")" and function_token.upper == "COUNT":
+            self.advance()
+            return None
+        token = self.current
+        if token.kind != "ident":
+            raise self.unexpected()
+        self.advance()
+        self.expect_punct(")")
+        path = FieldPath(token.text, token.position)
+        return AggregateCall(function_token.upper, path, function_token.position, self.alias())
+
     def reject_unsupported_clause(self) -> None:
         if self.current.kind == "ident" and self.current.upper in _UNSUPPORTED_CLAUSES:
             raise self.unexpected()
 
-    def select_list(self) -> tuple[list[FieldPath | ParsedQuery], bool]:
+    def select_list(self) -> tuple[list[FieldPath | ParsedQuery | AggregateCall], bool]:
         """Parse the fields after SELECT; return them and whether the list is ``COUNT()``."""
-        fields: list[FieldPath | ParsedQuery] = []
+        fields: list[FieldPath | ParsedQuery | AggregateCall] = []
         count = False
         while True:
             token = self.current
-            is_count = (
+            is_function = (
                 token.kind == "ident"
-                and token.upper == "COUNT"
+                and token.upper in _AGGREGATE_FUNCTIONS
                 and self.tokens[self.index + 1].text == "("
             )
-            if is_count:
-                self.advance()
-                self.expect_punct("(")
-                if self.current.text != ")":
-                    raise SoqlError(
-                        "MALFORMED_QUERY",
-                        "aggregate functions other than COUNT() are not supported by the emulator",
-                        self.query,
-                        self.current.position,
-                    )
-                self.expect_punct(")")
-                count = True
+            if is_function:
+                call = self.aggregate_call()
+                if call is None:
+                    count = True
+                else:
+                    fields.append(call)
             elif token.kind == "ident" and token.upper != "FROM":
-                fields.append(FieldPath(token.text, token.position))
                 self.advance()
+                fields.append(FieldPath(token.text, token.position, self.alias()))
             elif token.text == "(" and not self.nested:
                 self.advance()
                 fields.append(self.subquery())
@@ -550,8 +601,8 @@ def _unescape(text: str) -> str:
     return "".join(out)
 
 
-def _position(item: FieldPath | ParsedQuery) -> int:
-    return item.position if isinstance(item, FieldPath) else item.object_position
+def _position(item: FieldPath | ParsedQuery | AggregateCall) -> int:
+    return item.object_position if isinstance(item, ParsedQuery) else item.position
 
 
 def parse(query: str) -> ParsedQuery:
@@ -1052,7 +1103,12 @@ class CompiledQuery:
         self.children: list[_Children] = []
         self.predicate = compiler.predicate(parsed.where) if parsed.where is not None else None
         self.sort = compiler.sorter(parsed.order_by) if parsed.order_by else None
-        self.plan = self._plan(compiler, parsed.fields)
+        self.aggregation: _Aggregation | None = None
+        if parsed.is_aggregate:
+            self.aggregation = _Aggregation(compiler, parsed)
+            self.plan = _Node(self.object_name)
+        else:
+            self.plan = self._plan(compiler, parsed.fields)
         definition = compiler.root
         self.long_text_fields = [
             key
@@ -1060,9 +1116,18 @@ class CompiledQuery:
             if isinstance(entry, str) and definition.fields[key].long_text
         ]
 
-    def _plan(self, compiler: _Compiler, paths: list[FieldPath | ParsedQuery]) -> _Node:
+    def _plan(
+        self, compiler: _Compiler, paths: list[FieldPath | ParsedQuery | AggregateCall]
+    ) -> _Node:
         root = _Node(self.object_name)
         for path in paths:
+            # An AggregateCall makes the query an aggregate one, which has no plan of its own.
+            assert not isinstance(path, AggregateCall)
+            if isinstance(path, FieldPath) and path.alias:
+                # Field aliases are allowed only in aggregate queries.
+                raise compiler.error(
+                    f"unexpected token: '{path.alias}'", path.position, "MALFORMED_QUERY"
+                )
             if isinstance(path, ParsedQuery):
                 children = _Children.compile(self.org, compiler.root, path, self.include_deleted)
                 root.entries.append((children.relationship_name, children))
@@ -1095,8 +1160,13 @@ class CompiledQuery:
         return root
 
     def select(self) -> list[Record]:
-        """Return the matching stored records, sorted, with OFFSET and LIMIT applied."""
+        """Return the matching stored records, sorted, with OFFSET and LIMIT applied.
+
+        For an aggregate query the result rows are the AggregateResult groups.
+        """
         rows = self.select_unlimited()
+        if self.aggregation is not None:
+            rows = self.aggregation.run(rows)
         offset = self.parsed.offset or 0
         if offset:
             rows = rows[offset:]
@@ -1125,6 +1195,100 @@ class CompiledQuery:
     def project(self, rows: list[Record], version: str) -> list[dict[str, Any]]:
         """Build the REST JSON records for ``rows``, every selected field present."""
         return [_project(self.plan, row, version) for row in rows]
+
+
+class _Aggregation:
+    """The GROUP BY keys and output columns of an aggregate query."""
+
+    def __init__(self, compiler: _Compiler, parsed: ParsedQuery) -> None:
+        self.group_getters: list[Getter] = []
+        group_index: dict[str, int] = {}
+        for path in parsed.group_by:
+            resolved = compiler.resolve(path)
+            if not resolved.field.groupable and resolved.field.type != "id":
+                raise compiler.error(
+                    f"field '{resolved.field.name}' can not be grouped in a query call",
+                    path.position,
+                )
+            group_index[_canonical(resolved)] = len(self.group_getters)
+            self.group_getters.append(compiler.value_getter(resolved))
+
+        # (output key, group index or None, aggregate function or None, value getter)
+        self.columns: list[tuple[str, int | None, str | None, Getter | None]] = []
+        unnamed = 0
+        for item in parsed.fields:
+            if isinstance(item, ParsedQuery):
+                raise compiler.error(
+                    "unexpected token: '('", item.object_position, "MALFORMED_QUERY"
+                )
+            if isinstance(item, FieldPath):
+                resolved = compiler.resolve(item)
+                index = group_index.get(_canonical(resolved))
+                if index is None:
+                    raise compiler.error(
+                        f"Field must be grouped or aggregated: {item.text}",
+                        item.position,
+                        "MALFORMED_QUERY",
+                    )
+                self.columns.append((item.alias or resolved.field.name, index, None, None))
+                continue
+            assert item.path is not None
+            resolved = compiler.resolve(item.path)
+            numeric = resolved.field.type in NUMBER_TYPES
+            if item.function in ("SUM", "AVG") and not numeric:
+                raise compiler.error(
+                    f"field {resolved.field.name} does not support aggregate operator "
+                    f"{item.function}",
+                    item.path.position,
+                )
+            key = item.alias
+            if key is None:
+                key = f"expr{unnamed}"
+                unnamed += 1
+            self.columns.append((key, None, item.function, compiler.value_getter(resolved)))
+
+    def run(self, rows: list[Record]) -> list[dict[str, Any]]:
+        """Group ``rows`` (already filtered and sorted) and build the AggregateResult rows."""
+        groups: dict[tuple[Any, ...], list[Record]] = {}
+        for row in rows:
+            key = tuple(getter(row) for getter in self.group_getters)
+            groups.setdefault(key, []).append(row)
+        if not self.group_getters and not groups:
+            # Without GROUP BY an aggregate query returns one row even when nothing matches.
+            groups[()] = []
+        result = []
+        for key, members in groups.items():
+            out: dict[str, Any] = {"attributes": {"type": "AggregateResult"}}
+            for name, group, function, getter in self.columns:
+                if group is not None:
+                    out[name] = key[group]
+                else:
+                    assert function is not None and getter is not None
+                    out[name] = _aggregate(function, [getter(m) for m in members])
+            result.append(out)
+        return result
+
+
+def _canonical(resolved: _Resolved) -> str:
+    names = [reference.relationship_name or "" for reference, _ in resolved.hops]
+    return ".".join([*names, resolved.field.name]).lower()
+
+
+def _aggregate(function: str, values: list[Any]) -> Any:
+    present = [v for v in values if v is not None]
+    if function == "COUNT":
+        return len(present)
+    if function == "COUNT_DISTINCT":
+        return len({v.lower() if isinstance(v, str) else v for v in present})
+    if not present:
+        return None
+    if function == "SUM":
+        return float(sum(present))
+    if function == "AVG":
+        return float(sum(present)) / len(present)
+    if function == "MIN":
+        return min(present)
+    return max(present)
 
 
 class _Children:

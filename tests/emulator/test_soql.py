@@ -323,3 +323,56 @@ def test_child_rows_count_toward_batch(org_emulator: Emulator, api: Salesforce) 
     children = sum((a["Contacts"] or {"totalSize": 0})["totalSize"] for a in first["records"])
     assert len(first["records"]) + children <= 200 or len(first["records"]) == 1
     assert first["done"] is False
+
+
+def test_group_by_with_aggregates(api: Salesforce, org_emulator: Emulator) -> None:
+    data = rows(org_emulator, "Opportunity")
+    result = api.query(
+        "SELECT StageName, COUNT(Id), SUM(Amount) total, MAX(CloseDate) "
+        "FROM Opportunity GROUP BY StageName ORDER BY StageName"
+    )
+    records = result["records"]
+    assert result["totalSize"] == len(records)
+    assert result["done"] is True
+    stages = [r["StageName"] for r in records]
+    assert stages == sorted(stages, key=str.lower)
+    for record in records:
+        members = [r for r in data if r["StageName"] == record["StageName"]]
+        assert record["attributes"] == {"type": "AggregateResult"}
+        assert record["expr0"] == len(members)
+        amounts = [r["Amount"] for r in members if r["Amount"] is not None]
+        assert (
+            record["total"] == pytest.approx(sum(amounts)) if amounts else record["total"] is None
+        )
+        assert record["expr1"] == max(r["CloseDate"] for r in members)
+
+
+def test_aggregate_without_group_by(api: Salesforce, org_emulator: Emulator) -> None:
+    data = rows(org_emulator, "Invoice__c")
+    record = api.query(
+        "SELECT COUNT(Id) n, COUNT_DISTINCT(Status__c), AVG(Amount__c) FROM Invoice__c"
+    )["records"][0]
+    assert record["n"] == len(data)
+    assert record["expr0"] == len({r["Status__c"] for r in data if r["Status__c"]})
+    amounts = [r["Amount__c"] for r in data if r["Amount__c"] is not None]
+    assert record["expr1"] == pytest.approx(sum(amounts) / len(amounts))
+
+
+def test_ungrouped_field_is_malformed(api: Salesforce) -> None:
+    with pytest.raises(SalesforceMalformedRequest) as raised:
+        api.query("SELECT Name, COUNT(Id) FROM Account GROUP BY Industry")
+    error = raised.value.content[0]
+    assert error["errorCode"] == "MALFORMED_QUERY"
+    assert error["message"].endswith("Field must be grouped or aggregated: Name")
+
+
+def test_sum_of_text_field_is_invalid(api: Salesforce) -> None:
+    with pytest.raises(SalesforceMalformedRequest) as raised:
+        api.query("SELECT SUM(Name) FROM Account")
+    assert raised.value.content[0]["errorCode"] == "INVALID_FIELD"
+
+
+def test_alias_outside_aggregate_is_malformed(api: Salesforce) -> None:
+    with pytest.raises(SalesforceMalformedRequest) as raised:
+        api.query("SELECT Name n FROM Account")
+    assert raised.value.content[0]["errorCode"] == "MALFORMED_QUERY"
