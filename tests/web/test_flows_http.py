@@ -194,3 +194,32 @@ def test_card_reads_what_a_sync_wrote(
         during_write = session.get(web.base_url + INTEGRATIONS_PATH, timeout=10).text
     assert '<tr data-object="Account">' in during_write
     assert "not available right now" not in during_write
+
+
+def test_demo_org_card_offers_no_connect(tmp_path: Path) -> None:
+    from cora_pipeline.config import DEMO_ORG, demo_org
+    from cora_pipeline.web.auth import OperatorStore, operators_path
+
+    from .conftest import OPERATOR, PASSWORD, start_web_server
+
+    settings = Settings(data_root=tmp_path, orgs={DEMO_ORG: demo_org()})
+    OperatorStore(operators_path(settings.home)).set_password(OPERATOR, PASSWORD)
+    server = start_web_server(settings, free_port())
+    try:
+        session = signed_in_session(server)
+        page = session.get(server.base_url + INTEGRATIONS_PATH, timeout=10).text
+        refused = session.post(
+            f"{server.base_url}{INTEGRATIONS_PATH}/salesforce/{DEMO_ORG}/connect",
+            data={"environment": "production", "csrf_token": csrf_token(page)},
+            allow_redirects=False,
+            timeout=10,
+        )
+        after = session.get(server.base_url + INTEGRATIONS_PATH, timeout=10).text
+    finally:
+        server.stop()
+
+    assert "This is the built-in demo org" in page
+    assert f"salesforce/{DEMO_ORG}/connect" not in page
+    assert refused.status_code == 303
+    assert refused.headers["Location"] == f"{INTEGRATIONS_PATH}#org-{DEMO_ORG}"
+    assert "cannot be connected from the page" in after
