@@ -203,3 +203,20 @@ def test_http_admin_endpoints(changing: Emulator, changing_sf: Salesforce) -> No
     bad = session.post(f"{base}/records/Nope", json={})
     assert bad.status_code == 400
     assert "Nope" in bad.json()["message"]
+
+
+def test_simulator_rejects_unknown_kind(changing: Emulator) -> None:
+    simulator = changing.production.simulator
+    assert simulator is not None
+    with pytest.raises(ValueError, match="unknown activity kind"):
+        simulator.step("explode")
+    with pytest.raises(ValueError, match="not 'User'"):
+        simulator.step("update", "User")
+
+
+def test_simulator_clock_step_moves_clock(changing: Emulator) -> None:
+    simulator = changing.production.simulator
+    assert simulator is not None
+    before = changing.production.admin.now()
+    simulator.step("clock")
+    assert changing.production.admin.now() > before
