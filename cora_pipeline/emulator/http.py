@@ -6,6 +6,7 @@ import contextlib
 import email.utils
 import json
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -92,6 +93,7 @@ def rest_error(
 
 
 Dispatch = Callable[[Request], Response]
+_QUERY_STRING = re.compile(r"\?\S*")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -105,8 +107,13 @@ class _Handler(BaseHTTPRequestHandler):
             return email.utils.format_datetime(self.server.clock(), usegmt=True)
         return super().date_time_string(timestamp)
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # The path only: query strings can carry tokens (oauth_token=) and codes.
+        logger.debug("%s %s %s %s", self.server.label, self.command, urlsplit(self.path).path, code)
+
     def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s %s", self.server.label, format % args)
+        # http.server's own messages can quote the request line; drop its query string.
+        logger.debug("%s %s", self.server.label, _QUERY_STRING.sub("?...", format % args))
 
     def _handle(self) -> None:
         target = self.path

@@ -515,3 +515,27 @@ def test_prompt_login_overrides_auto_approve() -> None:
         response = trusting_session(fresh).get(url, allow_redirects=False)
         assert response.status_code == 200
         assert 'id="login_form"' in response.text
+
+
+def test_request_logs_leave_out_tokens(
+    emulator: Emulator, token: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="cora_pipeline.emulator")
+    session = trusting_session(emulator)
+    session.get(
+        f"{emulator.login_url}/services/oauth2/userinfo",
+        params={"oauth_token": token["access_token"]},
+    )
+    session.post(
+        f"{emulator.login_url}/services/oauth2/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": token["refresh_token"],
+            "client_id": emulator.client_id,
+        },
+    )
+    assert "/services/oauth2/userinfo" in caplog.text
+    assert token["access_token"] not in caplog.text
+    assert token["refresh_token"] not in caplog.text
