@@ -6,6 +6,7 @@ so that the cards show change counts. It denies consent once for the Sandbox org
 It saves:
 
 - ``signin.png``: the sign-in page
+- ``waiting.png``: the Sandbox card while its connection waits for Salesforce
 - ``denied.png``: the Sandbox card after the administrator clicked Deny
 - ``integrations-desktop.png`` and ``integrations-mobile.png``: every card, at 1280 and 390 pixels
 - ``disconnect.png``: the Disconnect confirmation
@@ -198,6 +199,15 @@ def take_screenshots(output: Path, work: Path) -> None:
                 connect(page, "acme", "Production", emu.production)
                 log.info("connected acme; syncing it twice through Dagster")
                 sync_twice(settings, emu, work / "dagster_home")
+
+                # An administrator who leaves the Salesforce login page and comes back.
+                uat = page.locator("#org-acme_uat")
+                uat.get_by_label("Sandbox").check()
+                uat.get_by_role("button", name="Connect").click()
+                page.wait_for_selector("#username")
+                page.go_back()
+                page.reload()
+                page.locator("#org-acme_uat").screenshot(path=str(output / "waiting.png"))
 
                 connect(page, "acme_uat", "Sandbox", emu.sandbox, consent="Deny")
                 page.locator("#org-acme_uat").screenshot(path=str(output / "denied.png"))

@@ -41,7 +41,7 @@ from cora_pipeline.connect import (
     complete_authorization,
     disconnect,
 )
-from cora_pipeline.connect.hints import APPROVE_UNINSTALLED_HINT
+from cora_pipeline.connect.hints import APPROVE_UNINSTALLED_HINT, redirect_mismatch_hint
 from cora_pipeline.errors import AuthorizationError, CoraError, NotConnectedError
 from cora_pipeline.web.auth import OperatorStore, SignInThrottle, operators_path
 from cora_pipeline.web.cards import OrgCard, build_cards, open_store
@@ -155,6 +155,7 @@ templates.env.filters["epoch_time"] = format_epoch
 templates.env.filters["thousands"] = format_thousands
 templates.env.globals["integrations_path"] = INTEGRATIONS_PATH
 templates.env.globals["approve_uninstalled_hint"] = APPROVE_UNINSTALLED_HINT
+templates.env.globals["redirect_mismatch_hint"] = redirect_mismatch_hint
 
 
 def create_app(

@@ -108,15 +108,29 @@ def web_port() -> int:
     return free_port()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "callback_urls(*urls): register these callback URLs on the emulator's connected app "
+        "instead of the page's own",
+    )
+
+
 @pytest.fixture
-def emulator(tmp_path: Path, web_port: int, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+def emulator(
+    request: pytest.FixtureRequest, tmp_path: Path, web_port: int, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Emulator]:
     """The emulator with real login and consent pages; the page's callback URL is registered."""
+    marker = request.node.get_closest_marker("callback_urls")
+    callback_urls = (
+        tuple(marker.args) if marker else (f"http://127.0.0.1:{web_port}{CALLBACK_PATH}",)
+    )
     emu = Emulator(
         EmulatorSettings(
             seed=3,
             sizes=SIZES,
             auto_approve=False,
-            callback_urls=(f"http://127.0.0.1:{web_port}{CALLBACK_PATH}",),
+            callback_urls=callback_urls,
             data_dir=tmp_path / "emulator",
         )
     )

@@ -225,3 +225,22 @@ def test_keyboard_reaches_connect_in_order(browser_page: Any) -> None:
     assert focused.index("Integrations") < focused.index("environment=production")
     assert focused.index("environment=production") < focused.index("my_domain=")
     assert focused.index("my_domain=") < focused.index("Connect")
+
+
+@pytest.mark.callback_urls("http://127.0.0.1:9/another/app/callback")
+def test_unregistered_callback_shows_the_url(
+    browser_page: Any, emulator: Emulator, web: WebServer
+) -> None:
+    page = browser_page
+    sign_in(page, OPERATOR, PASSWORD)
+
+    card(page, PRODUCTION_ORG).get_by_role("button", name="Connect").click()
+    page.wait_for_load_state()
+    assert "redirect_uri_mismatch" in page.content()
+    page.go_back()
+    page.reload()
+
+    waiting = card(page, PRODUCTION_ORG).get_by_role("status")
+    assert "A connection is waiting for Salesforce" in waiting.inner_text()
+    assert f"{web.base_url}/settings/integrations/salesforce/callback" in waiting.inner_text()
+    assert "Callback URL" in waiting.inner_text()
