@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import requests
 from authlib.common.security import generate_token
@@ -82,7 +83,9 @@ def main() -> None:
                 f"seeded {args.records} {args.object} records in "
                 f"{time.perf_counter() - started:.1f} s"
             )
+            cpu_before = _cpu_seconds(process.pid)
             count, elapsed = _read_all(banner, args.object)
+            server_cpu = _cpu_seconds(process.pid) - cpu_before
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
@@ -92,6 +95,17 @@ def main() -> None:
         f"read {count} {args.object} records in {elapsed:.2f} s: "
         f"{count / elapsed:,.0f} records/s (server in a child process, {os.cpu_count()} CPUs)"
     )
+    print(
+        f"server CPU time {server_cpu:.2f} s: {count / server_cpu:,.0f} records per "
+        f"server CPU second"
+    )
+
+
+def _cpu_seconds(pid: int) -> float:
+    """Return user plus system CPU seconds of a process, from /proc (Linux only)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _read_all(banner: dict[str, str], object_name: str) -> tuple[int, float]:
