@@ -24,7 +24,7 @@ class AdminHttp:
     - ``POST /__emulator/records/{sobject}/commit_late``: body ``{"fields", "modstamp"}``
     - ``POST /__emulator/fields/{sobject}``: add, body ``{"name", "type", ...describe keys}``
     - ``DELETE /__emulator/fields/{sobject}/{name}``: remove
-    - ``POST /__emulator/fields/{sobject}/{name}/hide|show``
+    - ``POST /__emulator/fields/{sobject}/{name}/hide|show``: optional body ``{"user"}``
     - ``PUT  /__emulator/fields/{sobject}/{name}/formula``: body ``{"formula"}``
     - ``POST /__emulator/clock/advance``: body ``{"seconds"}``
     - ``PUT  /__emulator/api_usage``: body ``{"used"}``
@@ -135,10 +135,10 @@ class AdminHttp:
             admin.remove_field(sobject, rest[0])
             return _ok()
         if len(rest) == 2 and rest[1] == "hide" and method == "POST":
-            admin.hide_field(sobject, rest[0])
+            admin.hide_field(sobject, rest[0], user=body.get("user"))
             return _ok()
         if len(rest) == 2 and rest[1] == "show" and method == "POST":
-            admin.show_field(sobject, rest[0])
+            admin.show_field(sobject, rest[0], user=body.get("user"))
             return _ok()
         if len(rest) == 2 and rest[1] == "formula" and method == "PUT":
             admin.set_formula(sobject, rest[0], body["formula"])

@@ -42,6 +42,8 @@ class Request:
     headers: dict[str, str]  # lower-cased names
     body: bytes
     raw_target: str
+    # The session's user, set by the REST API once the bearer token is accepted.
+    user_id: str | None = None
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)

@@ -577,18 +577,39 @@ class OrgAdmin:
                 if name in record:
                     table[record_id] = {k: v for k, v in record.items() if k != name}
 
-    def hide_field(self, sobject: str, name: str) -> None:
-        """Remove a field from the API user's field-level security (describe and SOQL lose it)."""
+    def hide_field(self, sobject: str, name: str, user: str | None = None) -> None:
+        """Remove a field from field-level security: describe and SOQL lose it.
+
+        ``user`` (a username or user id) limits the change to that user, for example the
+        integration user; None hides the field from every API user.
+        """
         with self._org.lock:
             definition = self._org.object_def(sobject)
             if name not in definition.fields:
                 raise AdminError(f"field {name!r} does not exist on {definition.name}")
-            definition.hidden_fields.add(name)
+            if user is None:
+                definition.hidden_fields.add(name)
+            else:
+                user_id = self._user_id(user)
+                definition.hidden_for_users.setdefault(user_id, set()).add(name)
 
-    def show_field(self, sobject: str, name: str) -> None:
+    def show_field(self, sobject: str, name: str, user: str | None = None) -> None:
+        """Undo hide_field() for every user, or only for ``user``."""
         with self._org.lock:
             definition = self._org.object_def(sobject)
-            definition.hidden_fields.discard(name)
+            if user is None:
+                definition.hidden_fields.discard(name)
+                for hidden in definition.hidden_for_users.values():
+                    hidden.discard(name)
+            else:
+                definition.hidden_for_users.get(self._user_id(user), set()).discard(name)
+
+    def _user_id(self, user: str) -> str:
+        found = self._org.user_by_username(user) or self._org.user_by_id(user)
+        if found is None:
+            known = ", ".join(u.username for u in self._org.users)
+            raise AdminError(f"user {user!r} does not exist in org {self._org.name}; use {known}")
+        return found.user_id
 
     def set_object_flags(self, sobject: str, **flags: bool) -> None:
         """Change describe flags of an object: ``queryable``, ``replicateable``, ``createable``,

@@ -145,6 +145,7 @@ class RestApi:
             return rest_error(
                 401, "INVALID_SESSION_ID", "This session is not valid for use with the REST API"
             )
+        request.user_id = grant.user_id
 
         fault = self.org.faults.take(path)
         delay = 0.0
@@ -297,7 +298,7 @@ class RestApi:
         text = request.arg("q")
         if text is None:
             return rest_error(400, "MALFORMED_QUERY", "A query string has to be specified")
-        compiled = CompiledQuery(self.org, text, include_deleted)
+        compiled = CompiledQuery(self.org, text, include_deleted, user_id=request.user_id)
         rows = compiled.select()
         if compiled.count:
             return json_response(200, {"totalSize": len(rows), "done": True, "records": []})
@@ -374,7 +375,7 @@ class RestApi:
             )
         action = parts[1]
         if action == "describe" and len(parts) == 2:
-            return json_response(200, definition.describe(version))
+            return json_response(200, definition.describe(version, request.user_id))
         if action in ("deleted", "updated") and len(parts) == 2:
             return self.replication(request, name, action)
         if len(parts) == 2:
@@ -420,10 +421,11 @@ class RestApi:
         names = (
             [f.strip() for f in fields_arg.split(",")]
             if fields_arg
-            else [f.name for f in definition.visible_fields()]
+            else [f.name for f in definition.visible_fields(request.user_id)]
         )
         # The field names are checked against the describe by the SOQL compiler.
-        query = CompiledQuery(self.org, f"SELECT {', '.join(names)} FROM {name}", True)  # noqa: S608
+        soql = f"SELECT {', '.join(names)} FROM {name}"  # noqa: S608
+        query = CompiledQuery(self.org, soql, True, user_id=request.user_id)
         return json_response(200, query.project([record], version)[0])
 
     def _create(self, name: str, request: Request) -> Response:
@@ -574,7 +576,9 @@ class RestApi:
 
     # ---- composite
 
-    def _subrequest(self, method: str, url: str, body: Any, version: str) -> Response:
+    def _subrequest(
+        self, parent: Request, method: str, url: str, body: Any, version: str
+    ) -> Response:
         if not url.startswith("/"):
             url = "/services/data/" + url
         split = urlsplit(url)
@@ -588,6 +592,7 @@ class RestApi:
             headers={},
             body=json.dumps(body).encode() if body is not None else b"",
             raw_target=url,
+            user_id=parent.user_id,
         )
         return self.route(request, f"{match.group(1)}.0", match.group(3) or "/")
 
@@ -626,7 +631,9 @@ class RestApi:
                 )
                 continue
             url = _substitute(sub.get("url", ""), references)
-            response = self._subrequest(sub.get("method", "GET"), url, sub.get("body"), version)
+            response = self._subrequest(
+                request, sub.get("method", "GET"), url, sub.get("body"), version
+            )
             body = json.loads(response.body) if response.body else None
             if reference_id:
                 references[reference_id] = body
@@ -672,7 +679,7 @@ class RestApi:
                 )
                 continue
             response = self._subrequest(
-                sub.get("method", "GET"), sub.get("url", ""), sub.get("richInput"), version
+                request, sub.get("method", "GET"), sub.get("url", ""), sub.get("richInput"), version
             )
             body = json.loads(response.body) if response.body else None
             results.append({"statusCode": response.status, "result": body})

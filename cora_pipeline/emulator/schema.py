@@ -242,7 +242,9 @@ class ObjectDef:
     undeletable: bool = True
     queryable: bool = True
     child_relationships: list[ChildRelationship] = field(default_factory=list)
+    # Fields removed from every API user's field-level security, and per user id.
     hidden_fields: set[str] = field(default_factory=set)
+    hidden_for_users: dict[str, set[str]] = field(default_factory=dict)
     # Lower-cased field and relationship names, rebuilt whenever the field set changes.
     _by_lower: dict[str, FieldDef] = field(default_factory=dict, repr=False)
     _relationships: dict[str, FieldDef] = field(default_factory=dict, repr=False)
@@ -263,24 +265,31 @@ class ObjectDef:
     def remove(self, name: str) -> FieldDef:
         definition = self.fields.pop(name)
         self.hidden_fields.discard(name)
+        for hidden in self.hidden_for_users.values():
+            hidden.discard(name)
         self.reindex()
         return definition
 
-    def visible_field(self, name: str) -> FieldDef | None:
-        """Return the field the API user may see under a case-insensitive name, or None."""
+    def is_hidden(self, name: str, user_id: str | None = None) -> bool:
+        if name in self.hidden_fields:
+            return True
+        return user_id is not None and name in self.hidden_for_users.get(user_id, ())
+
+    def visible_field(self, name: str, user_id: str | None = None) -> FieldDef | None:
+        """Return the field ``user_id`` may see under a case-insensitive name, or None."""
         definition = self._by_lower.get(name.lower())
-        if definition is None or definition.name in self.hidden_fields:
+        if definition is None or self.is_hidden(definition.name, user_id):
             return None
         return definition
 
-    def visible_relationship(self, name: str) -> FieldDef | None:
+    def visible_relationship(self, name: str, user_id: str | None = None) -> FieldDef | None:
         definition = self._relationships.get(name.lower())
-        if definition is None or definition.name in self.hidden_fields:
+        if definition is None or self.is_hidden(definition.name, user_id):
             return None
         return definition
 
-    def visible_fields(self) -> list[FieldDef]:
-        return [f for f in self.fields.values() if f.name not in self.hidden_fields]
+    def visible_fields(self, user_id: str | None = None) -> list[FieldDef]:
+        return [f for f in self.fields.values() if not self.is_hidden(f.name, user_id)]
 
     def urls(self, version: str) -> dict[str, str | None]:
         base = f"/services/data/v{version}/sobjects/{self.name}"
@@ -346,8 +355,8 @@ class ObjectDef:
             },
         }
 
-    def describe(self, version: str) -> dict[str, Any]:
-        """Build the full describe result for the API user (hidden fields are left out)."""
+    def describe(self, version: str, user_id: str | None = None) -> dict[str, Any]:
+        """Build the full describe result for ``user_id`` (hidden fields are left out)."""
         entry = self.global_entry(version)
         entry.update(
             {
@@ -357,7 +366,7 @@ class ObjectDef:
                 "defaultImplementation": None,
                 "extendedBy": None,
                 "extendsInterfaces": None,
-                "fields": [f.describe() for f in self.visible_fields()],
+                "fields": [f.describe() for f in self.visible_fields(user_id)],
                 "implementedBy": None,
                 "implementsInterfaces": None,
                 "listviewable": None,

@@ -696,9 +696,14 @@ class _Resolved:
 
 class _Compiler:
     def __init__(
-        self, org: EmulatedOrg, parsed: ParsedQuery, root: ObjectDef | None = None
+        self,
+        org: EmulatedOrg,
+        parsed: ParsedQuery,
+        root: ObjectDef | None = None,
+        user_id: str | None = None,
     ) -> None:
         self.org = org
+        self.user_id = user_id
         self.parsed = parsed
         self.query = parsed.text
         self.context = org.formula_context()
@@ -726,14 +731,14 @@ class _Compiler:
         current = self.root
         hops: list[tuple[FieldDef, str]] = []
         for part in parts[:-1]:
-            reference = current.visible_relationship(part)
+            reference = current.visible_relationship(part, self.user_id)
             if reference is None:
                 raise self.error(_BAD_RELATIONSHIP.format(name=part), path.position)
             # Polymorphic Owner lookups point at Group or User; the emulated orgs have users only.
             target = "User" if "User" in reference.reference_to else reference.reference_to[0]
             hops.append((reference, target))
             current = self.org.schema[target]
-        final = current.visible_field(parts[-1])
+        final = current.visible_field(parts[-1], self.user_id)
         if final is None:
             raise self.error(
                 _NO_SUCH_COLUMN.format(field=parts[-1], entity=current.name), path.position
@@ -1092,9 +1097,10 @@ class CompiledQuery:
         text: str | ParsedQuery,
         include_deleted: bool,
         root: ObjectDef | None = None,
+        user_id: str | None = None,
     ) -> None:
         parsed = parse(text) if isinstance(text, str) else text
-        compiler = _Compiler(org, parsed, root)
+        compiler = _Compiler(org, parsed, root, user_id)
         self.org = org
         self.parsed = parsed
         self.include_deleted = include_deleted
@@ -1129,7 +1135,9 @@ class CompiledQuery:
                     f"unexpected token: '{path.alias}'", path.position, "MALFORMED_QUERY"
                 )
             if isinstance(path, ParsedQuery):
-                children = _Children.compile(self.org, compiler.root, path, self.include_deleted)
+                children = _Children.compile(
+                    self.org, compiler.root, path, self.include_deleted, compiler.user_id
+                )
                 root.entries.append((children.relationship_name, children))
                 self.children.append(children)
                 continue
@@ -1305,7 +1313,12 @@ class _Children:
 
     @classmethod
     def compile(
-        cls, org: EmulatedOrg, parent: ObjectDef, parsed: ParsedQuery, include_deleted: bool
+        cls,
+        org: EmulatedOrg,
+        parent: ObjectDef,
+        parsed: ParsedQuery,
+        include_deleted: bool,
+        user_id: str | None,
     ) -> _Children:
         relationship = next(
             (
@@ -1328,7 +1341,7 @@ class _Children:
         child_object = org.schema[relationship.child_sobject]
         # The child query's own LIMIT applies per parent, so it is taken off before compiling.
         limit, parsed.limit = parsed.limit, None
-        compiled = CompiledQuery(org, parsed, include_deleted, root=child_object)
+        compiled = CompiledQuery(org, parsed, include_deleted, child_object, user_id)
         assert relationship.relationship_name is not None
         return cls(compiled, relationship.relationship_name, relationship.field, limit)
 

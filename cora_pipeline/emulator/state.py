@@ -28,6 +28,10 @@ def _org_state(org: EmulatedOrg) -> dict[str, Any]:
                 name: [asdict(f) for f in d.fields.values()] for name, d in org.schema.items()
             },
             "hidden": {name: sorted(d.hidden_fields) for name, d in org.schema.items()},
+            "hidden_for_users": {
+                name: {user: sorted(fields) for user, fields in d.hidden_for_users.items()}
+                for name, d in org.schema.items()
+            },
             "flags": {
                 name: {flag: getattr(d, flag) for flag in _OBJECT_FLAGS}
                 for name, d in org.schema.items()
@@ -82,6 +86,10 @@ def _restore_org(org: EmulatedOrg, data: dict[str, Any]) -> None:
                 restored[entry["name"]] = FieldDef(**entry)
             definition.fields = restored
             definition.hidden_fields = set(data["hidden"].get(name, []))
+            definition.hidden_for_users = {
+                user: set(fields)
+                for user, fields in data.get("hidden_for_users", {}).get(name, {}).items()
+            }
             for flag, value in data.get("flags", {}).get(name, {}).items():
                 setattr(definition, flag, value)
             definition.reindex()

@@ -220,3 +220,27 @@ def test_simulator_clock_step_moves_clock(changing: Emulator) -> None:
     before = changing.production.admin.now()
     simulator.step("clock")
     assert changing.production.admin.now() > before
+
+
+def test_field_hidden_from_one_user_only(changing: Emulator, changing_sf: Salesforce) -> None:
+    org = changing.production
+    org.admin.hide_field("Contact", "Email", user=org.integration_username)
+    admin_view = {f["name"] for f in changing_sf.Contact.describe()["fields"]}
+    assert "Email" in admin_view
+    session = trusting_session(changing)
+    token = session.post(
+        f"{org.my_domain_url}/services/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(changing.client_id, changing.client_secret),
+    ).json()
+    integration = Salesforce(
+        instance_url=token["instance_url"], session_id=token["access_token"], session=session
+    )
+    assert "Email" not in {f["name"] for f in integration.Contact.describe()["fields"]}
+    with pytest.raises(SalesforceMalformedRequest):
+        integration.query("SELECT Email FROM Contact")
+    with pytest.raises(SalesforceMalformedRequest):
+        integration.query("SELECT Id, (SELECT Email FROM Contacts) FROM Account")
+    assert changing_sf.query("SELECT Email FROM Contact LIMIT 1")["totalSize"] == 1
+    org.admin.show_field("Contact", "Email", user=org.integration_username)
+    assert integration.query("SELECT Email FROM Contact LIMIT 1")["totalSize"] == 1

@@ -45,6 +45,7 @@ def test_state_survives_restart(tmp_path: Path) -> None:
         admin.add_field("Account", "Tier__c", "string", length=20)
         admin.update("Account", record_id, {"Tier__c": "Gold"})
         admin.hide_field("Account", "Phone")
+        admin.hide_field("Account", "Website", user=first.production.integration_username)
         admin.advance_clock(3 * 86400)
         admin.set_api_usage(123)
         token = connect(first)
@@ -70,7 +71,11 @@ def test_state_survives_restart(tmp_path: Path) -> None:
             ]
             == "Gold"
         )
-        assert "Phone" not in {f["name"] for f in sf.Account.describe()["fields"]}
+        described = {f["name"] for f in sf.Account.describe()["fields"]}
+        assert "Phone" not in described
+        assert "Website" in described
+        integration = second.production.integration_user_id
+        assert second.production.schema["Account"].is_hidden("Website", integration)
         refreshed = trusting_session(second).post(
             f"{second.login_url}/services/oauth2/token",
             data={
