@@ -93,7 +93,11 @@ class RetryPolicy:
     retry_codes: frozenset[str] = frozenset({"QUERY_TIMEOUT", "SERVER_UNAVAILABLE"})
 
     def delay(self, attempt: int) -> float:
-        """Return the wait before retry number ``attempt`` (1-based), with full jitter."""
+        """Return the wait before retry number ``attempt`` (1-based).
+
+        The wait is drawn uniformly between half the exponential ceiling and the ceiling ("equal
+        jitter"), so clients that failed together do not retry together.
+        """
         ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)
 
@@ -222,6 +226,15 @@ class SalesforceClient:
                 self._token = self.tokens.refresh(stale=self._token)
                 self._sf = self._build(self._token)
                 refreshed = True
+            except requests.exceptions.SSLError as exc:
+                # A certificate that fails verification fails the same way on every retry.
+                raise SalesforceAPIError(
+                    f"{what} failed for org {self.org.name!r}: TLS verification of "
+                    f"{self._token.instance_url} failed ({exc}); set ca_file in the org's "
+                    f"configuration to the CA bundle that signed its certificate",
+                    org=self.org.name,
+                    sobject=sobject,
+                ) from None
             except (
                 requests.ConnectionError,
                 requests.Timeout,

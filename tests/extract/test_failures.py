@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from cora_pipeline.errors import TransientAPIError
+from cora_pipeline.errors import SalesforceAPIError, TransientAPIError
 from cora_pipeline.extract.extractor import latest_manifest
 from cora_pipeline.extract.files import list_extracts, object_dir
-from cora_pipeline.salesforce.client import SalesforceClient
+from cora_pipeline.salesforce.client import RetryPolicy, SalesforceClient
 from tests.extract.conftest import Harness, ids_of, records_of
 
 PAGE = 200
@@ -172,3 +172,23 @@ def _expire_locators_after(client: SalesforceClient, harness: Harness, pages: in
                 harness.admin.expire_locators()
 
     client.query_pages = query_pages  # type: ignore[method-assign]
+
+
+def test_certificate_failure_is_not_retried(harness: Harness) -> None:
+    # Without the emulator's CA the system trust store cannot verify its certificate.
+    config = harness.org_config(ca_file=None)
+
+    with pytest.raises(SalesforceAPIError, match="TLS verification"):
+        harness.extract("Account", org_config=config)
+
+    assert harness.sleeps == []
+
+
+def test_retry_delay_grows_with_jitter() -> None:
+    policy = RetryPolicy(attempts=6, base_delay=0.5, max_delay=4.0)
+
+    for attempt, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (5, 4.0)]:
+        delays = [policy.delay(attempt) for _ in range(200)]
+        assert min(delays) >= ceiling / 2
+        assert max(delays) <= ceiling
+        assert len(set(delays)) > 1
