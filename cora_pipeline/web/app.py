@@ -35,16 +35,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cora_pipeline.config import OrgConfig, Settings
 from cora_pipeline.connect import (
+    ConnectionRecord,
     ConnectionStore,
     DisconnectResult,
     begin_authorization,
     complete_authorization,
+    connect_client_credentials,
+    connect_jwt,
     disconnect,
 )
 from cora_pipeline.connect.hints import APPROVE_UNINSTALLED_HINT, redirect_mismatch_hint
 from cora_pipeline.errors import AuthorizationError, CoraError, NotConnectedError
 from cora_pipeline.web.auth import OperatorStore, SignInThrottle, operators_path
-from cora_pipeline.web.cards import OrgCard, build_cards, open_store
+from cora_pipeline.web.cards import build_cards, is_connectable, open_store
 from cora_pipeline.web.connect_form import (
     ConnectFormError,
     default_environment,
@@ -529,7 +532,7 @@ async def connect(request: Request) -> Response:
     session = require_operator(request)
     form = await read_form(request, session)
     org = configured_org(request)
-    if not OrgCard(org=org, status="not_connected", record=None).connectable:
+    if not is_connectable(org):
         session.notices[org.name] = Notice(
             "error",
             "This org cannot be connected from the page",
@@ -537,6 +540,8 @@ async def connect(request: Request) -> Response:
             f"bundled emulator.",
         )
         return redirect(card_anchor(org.name))
+    if org.flow != "web_server":
+        return await connect_without_browser(request, session, org)
     try:
         flow_org = resolve_login(org, form_text(form, "environment"), form_text(form, "my_domain"))
         pending = await run_in_threadpool(begin_authorization, flow_org, callback_url(request))
@@ -559,6 +564,36 @@ async def connect(request: Request) -> Response:
         "Sandbox" if flow_org.is_sandbox else "Production",
     )
     return redirect(pending.url)
+
+
+async def connect_without_browser(request: Request, session: Session, org: OrgConfig) -> Response:
+    """Connect an org configured for the JWT bearer or client credentials flow.
+
+    Neither flow shows a Salesforce page: the JWT bearer flow signs an assertion with the
+    configured private key, and the client credentials flow runs as the connected app's Run As
+    user. Both use the configured login host, because the JWT audience and the My Domain that
+    client credentials need are part of that configuration.
+    """
+    connect_flow = connect_jwt if org.flow == "jwt" else connect_client_credentials
+    try:
+        store = await run_in_threadpool(ConnectionStore.open, web(request).settings, True)
+        record = await run_in_threadpool(connect_flow, org, store)
+    except AuthorizationError as exc:
+        log.warning("org %s: %s flow failed: %s", org.name, org.flow, error_summary(exc))
+        session.notices[org.name] = Notice(
+            "error",
+            "Salesforce did not connect this org",
+            error_summary(exc),
+            web_hint(exc, org.name),
+        )
+        return redirect(card_anchor(org.name))
+    except CoraError as exc:
+        log.error("org %s: %s flow failed: %s", org.name, org.flow, exc)
+        session.notices[org.name] = Notice(
+            "error", "The connection could not be completed", error_summary(exc)
+        )
+        return redirect(card_anchor(org.name))
+    return connected(session, org, record)
 
 
 async def oauth_callback(request: Request) -> Response:
@@ -593,14 +628,19 @@ async def oauth_callback(request: Request) -> Response:
             "error", "The connection could not be completed", error_summary(exc)
         )
         return redirect(card_anchor(org.name))
+    return connected(session, org, record)
 
+
+def connected(session: Session, org: OrgConfig, record: ConnectionRecord) -> Response:
+    """Log a new connection and return to its card, which shows it as Connected."""
     log.info(
-        "operator %r connected org %s to %s (%s) as %s",
+        "operator %r connected org %s to %s (%s) as %s through the %s flow",
         session.operator,
         org.name,
         record.org_id,
         record.environment,
         record.username,
+        record.flow,
     )
     session.notices[org.name] = Notice(
         "success",

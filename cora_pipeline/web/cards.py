@@ -107,8 +107,12 @@ class OrgCard:
 
     @property
     def connectable(self) -> bool:
-        """False for the built-in demo org, which only ``cora demo`` can connect."""
-        return self.org.login_url.startswith("https://")
+        return is_connectable(self.org)
+
+
+def is_connectable(org: OrgConfig) -> bool:
+    """Return False for the built-in demo org, which only ``cora demo`` can connect."""
+    return org.login_url.startswith("https://")
 
 
 def build_cards(settings: Settings, now: datetime | None = None) -> list[OrgCard]:
