@@ -8,8 +8,8 @@ extract, and an incremental one after ``--changes`` records were updated. For ea
 - records per second through the whole path (REST paging, JSON decoding, Arrow conversion,
   Parquet writing, the manifest and the rename);
 - the share of wall time spent waiting on REST calls (network, Salesforce and simple-salesforce's
-  JSON decoding) and the share spent in this project's own code (target: under 15%), with the
-  two largest parts of the latter: JSON records to Arrow, and Parquet writing;
+  JSON decoding) and the share spent in this project's own code (target: under 15%). The two
+  largest parts of our own share are listed too: JSON records to Arrow, and Parquet writing;
 - API calls per 100,000 records, counted two ways: the query path (describe and query pages) and
   every call (``/limits`` and the ``deleted`` resource too); the query-path target is at most 51.
 

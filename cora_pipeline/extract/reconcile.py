@@ -32,7 +32,7 @@ STAMP_TYPE = pa.timestamp("ms", tz="UTC")
 
 @dataclass
 class SweepFindings:
-    """What one sweep found."""
+    """Findings of one sweep: ids to list as deleted, ids to read again, and its cost."""
 
     hard_deleted: list[str] = field(default_factory=list)
     missed: list[str] = field(default_factory=list)
@@ -44,8 +44,11 @@ def known_records(data_root: Path, org: str, sobject: str, stamp_field: str) -> 
     """Return ``Id``, ``stamp`` and ``is_deleted`` of every record the extracts hold now.
 
     The state starts at the newest succeeded full extract and applies every later succeeded
-    incremental extract in order; records listed in a ``deleted.parquet`` are left out. Returns None
-    when there is no full extract to start from.
+    incremental extract in order. Records listed in a ``deleted.parquet`` are left out. Returns
+    None when there is no full extract to start from.
+
+    NOTE: this reads the Id columns of every extract since the newest full one, so a sweep gets
+    slower the longer an object goes without a full extract.
     """
     manifests = [(path, read_manifest(path)) for path in list_extracts(data_root, org, sobject)]
     usable = [
