@@ -23,7 +23,20 @@ Record = dict[str, Any]
 
 
 class AdminError(ValueError):
-    """An admin API request that names an unknown object, field or record, or a bad value."""
+    """An admin API request that names an unknown object, field or record, or a bad value.
+
+    ``error_code`` is the Salesforce errorCode the REST API reports for the same failure.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        error_code: str = "INVALID_FIELD_FOR_INSERT_UPDATE",
+        fields: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+        self.fields = fields
 
 
 @dataclass
@@ -350,10 +363,13 @@ class OrgAdmin:
                     and record.get(f.name) is None
                     and not f.calculated
                     and not f.is_compound
-                    and f.name != "Name"
+                    and not f.auto_number
+                    and f.createable
                 ):
                     raise AdminError(
-                        f"Required fields are missing: [{f.name}] on {definition.name}"
+                        f"Required fields are missing: [{f.name}]",
+                        "REQUIRED_FIELD_MISSING",
+                        (f.name,),
                     )
             derive_fields(definition.name, record, now)
             org.tables[definition.name][record_id] = record

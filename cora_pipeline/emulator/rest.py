@@ -431,9 +431,12 @@ class RestApi:
     def _create(self, name: str, request: Request) -> Response:
         try:
             fields = request.json()
-            record_id = self.org.admin.create(name, fields)
-        except (ValueError, AdminError) as error:
-            return rest_error(400, "INVALID_FIELD_FOR_INSERT_UPDATE", str(error))
+            self._check_writable(name, fields, "createable", request.user_id)
+            record_id = self.org.admin.create(name, fields, by=request.user_id)
+        except AdminError as error:
+            return _dml_error(error)
+        except ValueError as error:
+            return rest_error(400, "JSON_PARSER_ERROR", str(error))
         return json_response(
             201,
             {"id": record_id, "success": True, "errors": []},
@@ -444,13 +447,40 @@ class RestApi:
         )
 
     def _update(self, name: str, record_id: str, request: Request) -> Response:
+        if record_id not in self.org.tables[name]:
+            return rest_error(404, "NOT_FOUND", _NOT_FOUND)
         try:
-            self.org.admin.update(name, record_id, request.json())
-        except (ValueError, AdminError) as error:
-            if record_id not in self.org.tables[name]:
-                return rest_error(404, "NOT_FOUND", _NOT_FOUND)
-            return rest_error(400, "INVALID_FIELD_FOR_INSERT_UPDATE", str(error))
+            fields = request.json()
+            self._check_writable(name, fields, "updateable", request.user_id)
+            self.org.admin.update(name, record_id, fields)
+        except AdminError as error:
+            return _dml_error(error)
+        except ValueError as error:
+            return rest_error(400, "JSON_PARSER_ERROR", str(error))
         return Response(204)
+
+    def _check_writable(
+        self, name: str, fields: dict[str, Any], flag: str, user_id: str | None
+    ) -> None:
+        """Reject fields the API user may not set, as Salesforce's DML does."""
+        definition = self.org.schema[name]
+        blocked = []
+        for field_name in fields:
+            field = definition.visible_field(field_name, user_id)
+            if field is None:
+                raise AdminError(
+                    f"No such column '{field_name}' on sobject of type {name}", "INVALID_FIELD"
+                )
+            if not field.describe()[flag]:
+                blocked.append(field.name)
+        if blocked:
+            raise AdminError(
+                f"Unable to create/update fields: {', '.join(blocked)}. Please check the "
+                f"security settings of this field and verify that it is read/write for your "
+                f"profile or permission set.",
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                tuple(blocked),
+            )
 
     def _delete(self, name: str, record_id: str) -> Response:
         record = self.org.tables[name].get(record_id)
@@ -685,6 +715,13 @@ class RestApi:
             results.append({"statusCode": response.status, "result": body})
             has_errors = has_errors or response.status >= 400
         return json_response(200, {"hasErrors": has_errors, "results": results})
+
+
+def _dml_error(error: AdminError) -> Response:
+    return json_response(
+        400,
+        [{"message": str(error), "errorCode": error.error_code, "fields": list(error.fields)}],
+    )
 
 
 def _substitute(url: str, references: dict[str, Any]) -> str:

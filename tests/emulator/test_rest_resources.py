@@ -286,3 +286,21 @@ def test_oversized_headers_give_431(fresh: Emulator, fresh_sf: Salesforce) -> No
         headers={"Authorization": f"Bearer {fresh_sf.session_id}", "X-Padding": "p" * 17_000},
     )
     assert response.status_code == 431
+
+
+def test_rest_create_checks_required_and_writable(fresh_sf: Salesforce) -> None:
+    with pytest.raises(SalesforceMalformedRequest) as raised:
+        fresh_sf.Account.create({"Phone": "1"})
+    assert raised.value.content == [
+        {
+            "message": "Required fields are missing: [Name]",
+            "errorCode": "REQUIRED_FIELD_MISSING",
+            "fields": ["Name"],
+        }
+    ]
+    with pytest.raises(SalesforceMalformedRequest) as raised:
+        fresh_sf.Opportunity.create(
+            {"Name": "x", "StageName": "Prospecting", "CloseDate": "2026-01-01", "IsWon": True}
+        )
+    assert raised.value.content[0]["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
+    assert raised.value.content[0]["fields"] == ["IsWon"]
