@@ -123,9 +123,9 @@ class ExtractWriter:
 
     ``records.parquet`` is written with :class:`pyarrow.parquet.ParquetWriter`, one row group per
     :meth:`write_records` call, so an extract of any size needs memory for one batch only.
-    :meth:`commit` publishes the extract with a rename; leaving the ``with`` block without a
-    commit (an exception included) removes the staging directory, so no partial extract is ever
-    visible.
+    :meth:`commit` publishes the extract with a rename. Leaving the ``with`` block without a
+    commit, by an exception or otherwise, removes the staging directory, so no partial extract is
+    ever visible.
     """
 
     def __init__(self, data_root: Path, org: str, sobject: str, extract_id: str) -> None:

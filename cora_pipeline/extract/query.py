@@ -3,13 +3,13 @@
 Salesforce rejects a request whose URI and headers exceed 16,384 bytes (414 or 431), so a long field
 list is split into several SELECTs ("pieces"). Every piece repeats ``Id`` and the watermark field,
 and the pieces are joined by ``Id``. A record missing from a piece, or whose watermark differs
-between pieces because it changed while they were read, is read again by ``Id``.
+between pieces because it changed while they were read, is read again by ``Id``. A record that
+the ``Id`` read no longer finds was hard-deleted while it was being read. It is reported as
+vanished, so the extract can list it as deleted.
 
 NOTE: SystemModstamp has whole seconds, so a record changed twice within one second, once before and
 once during the read of its pieces, can be joined from two versions. Its SystemModstamp is then
-inside the next incremental run's overlap window, so that run reads it again whole. A record that
-the ``Id`` read no longer finds was hard-deleted while it was being read; it is reported as vanished
-so the extract can list it as deleted.
+inside the next incremental run's overlap window, so that run reads it again whole.
 """
 
 import logging

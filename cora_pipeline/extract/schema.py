@@ -4,7 +4,7 @@
 | --- | --- | --- |
 | id, reference, masterrecord, string, textarea, picklist, multipicklist, combobox, email, phone, url, encryptedstring, datacategorygroupreference, anyType, time | ``string`` | text; a multipicklist stays ``a;b`` as Salesforce sends it; ``time`` arrives as ``HH:mm:ss.SSSZ``; ``anyType`` values (History ``OldValue``) are kept as their JSON text form |
 | boolean | ``bool`` | |
-| int, long | ``int64`` | ``int`` holds at most 18 digits in Salesforce, so 64 bits always fit |
+| int, long | ``int64`` | ``int`` is a 32-bit integer and ``long`` has at most 18 digits in Salesforce, so 64 bits always fit |
 | double, currency, percent | ``decimal128(precision, scale)`` when precision is 1..38, else ``float64`` | keeps the value Salesforce stores exactly, so ``1`` and ``1.0`` compare equal and large values do not round |
 | date | ``date32`` | |
 | datetime | ``timestamp[ms, UTC]`` | Salesforce stores milliseconds |

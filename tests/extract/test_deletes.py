@@ -100,7 +100,7 @@ def test_purged_delete_log_schedules_sweep(harness: Harness) -> None:
     harness.extract("Account", org_config=config)
     victim = _victim(harness)
     harness.admin.hard_delete("Account", victim)
-    # The org forgets the entry but reports the purge through earliestDateAvailable.
+    # The org drops the entry but reports the purge through earliestDateAvailable.
     harness.org.deleted_log["Account"].pop(victim)
 
     second = harness.extract("Account", org_config=config)
