@@ -1,4 +1,4 @@
-"""What one Salesforce card shows: the connection record, API usage and the last sync per object.
+"""Card contents for one org: the connection record, API usage and the last sync per object.
 
 Connection details come from the vault (records only, never tokens). API usage and sync history come
 from the warehouse, opened read-only for each page view: the analyst catalog ``analyst.duckdb``
@@ -142,6 +142,8 @@ def card_status(record: ConnectionRecord | None, summary: SyncSummary) -> CardSt
         return "not_connected"
     if record.needs_reauthorization:
         return "needs_reauthorization"
+    # NOTE: usage is read from the last sync, not from Salesforce live. An org whose very first
+    # sync found the budget spent has no sync_runs row yet, so its card still says Connected.
     if summary.stopped_for_budget_at is not None or (summary.usage and summary.usage.exhausted):
         return "budget_exhausted"
     return "connected"
@@ -243,20 +245,7 @@ def _summary(con: duckdb.DuckDBPyConnection, org: OrgConfig, now: datetime) -> S
         """,
         [org.name],
     )
-    counts: dict[tuple[str, str], int] = {}
-    extract_ids = [row["extract_id"] for row in latest]
-    if extract_ids:
-        for row in _rows(
-            con,
-            """
-            SELECT extract_id, change_type, count(*) AS changes
-            FROM record_changes
-            WHERE org = ? AND list_contains(?, extract_id)
-            GROUP BY extract_id, change_type
-            """,
-            [org.name, extract_ids],
-        ):
-            counts[(row["extract_id"], row["change_type"])] = int(row["changes"])
+    counts = _change_counts(con, org, [row["extract_id"] for row in latest])
     objects = tuple(
         ObjectSync(
             sobject=row["object"],
@@ -284,6 +273,25 @@ def _summary(con: duckdb.DuckDBPyConnection, org: OrgConfig, now: datetime) -> S
         usage=_usage(con, org, since),
         stopped_for_budget_at=max(stopped) if stopped else None,
     )
+
+
+def _change_counts(
+    con: duckdb.DuckDBPyConnection, org: OrgConfig, extract_ids: list[str]
+) -> dict[tuple[str, str], int]:
+    """Return the number of record changes per (extract_id, change_type) of these extracts."""
+    if not extract_ids:
+        return {}
+    rows = _rows(
+        con,
+        """
+        SELECT extract_id, change_type, count(*) AS changes
+        FROM record_changes
+        WHERE org = ? AND list_contains(?, extract_id)
+        GROUP BY extract_id, change_type
+        """,
+        [org.name, extract_ids],
+    )
+    return {(row["extract_id"], row["change_type"]): int(row["changes"]) for row in rows}
 
 
 def _usage(con: duckdb.DuckDBPyConnection, org: OrgConfig, since: datetime) -> ApiUsage | None:
