@@ -138,7 +138,7 @@ def test_catalog_tables_match_the_warehouse(writer: ExtractWriter, warehouse: Wa
         analyst.close()
 
 
-def test_writer_waits_for_a_second_writer(writer: ExtractWriter, warehouse: Warehouse) -> None:
+def test_locked_warehouse_raises_after_timeout(writer: ExtractWriter, warehouse: Warehouse) -> None:
     warehouse.apply_extract(writer.write([account("a1")]))
     holder = subprocess.Popen(
         [
