@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import html
 import json
 import logging
 import secrets
@@ -18,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 import jwt
 
@@ -483,8 +482,6 @@ class OAuthServer:
             except (ValueError, UnicodeDecodeError):
                 raise OAuthError("invalid_client", "invalid client credentials") from None
             client_id, _, client_secret = decoded.partition(":")
-            from urllib.parse import unquote
-
             return unquote(client_id), unquote(client_secret)
         return form.get("client_id"), form.get("client_secret")
 
@@ -865,7 +862,3 @@ def _oauth_body(status: int, payload: dict[str, Any], urlencoded: bool) -> Respo
 def _add_query(url: str, params: dict[str, str]) -> str:
     separator = "&" if urlsplit(url).query else "?"
     return url + separator + urlencode(params)
-
-
-def escape(text: str) -> str:
-    return html.escape(text, quote=True)

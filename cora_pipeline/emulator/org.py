@@ -255,13 +255,6 @@ def _coerce(definition: FieldDef, value: Any) -> Any:
     return text
 
 
-_DERIVED = {
-    "Contact": ("Name",),
-    "Opportunity": ("IsClosed", "IsWon"),
-    "Case": ("IsClosed", "ClosedDate"),
-}
-
-
 def derive_fields(object_name: str, record: Record, now: str) -> None:
     """Fill the fields Salesforce computes on save (names, closed flags)."""
     if object_name == "Contact":

@@ -36,10 +36,11 @@ def _org_state(org: EmulatedOrg) -> dict[str, Any]:
                 name: {flag: getattr(d, flag) for flag in _OBJECT_FLAGS}
                 for name, d in org.schema.items()
             },
-            "deleted_log": org.deleted_log,
-            "earliest_date_available": org.earliest_date_available,
-            "auto_numbers": org.auto_numbers,
-            "cascades": org.cascades,
+            # Copies, because the JSON is written after the lock is released.
+            "deleted_log": {name: dict(log) for name, log in org.deleted_log.items()},
+            "earliest_date_available": dict(org.earliest_date_available),
+            "auto_numbers": dict(org.auto_numbers),
+            "cascades": {key: list(changes) for key, changes in org.cascades.items()},
             "ids": org.ids.state(),
             "clock_offset": org.clock.offset_seconds,
             "api_usage": org.api.state(),
