@@ -244,3 +244,34 @@ def test_field_hidden_from_one_user_only(changing: Emulator, changing_sf: Salesf
     assert changing_sf.query("SELECT Email FROM Contact LIMIT 1")["totalSize"] == 1
     org.admin.show_field("Contact", "Email", user=org.integration_username)
     assert integration.query("SELECT Email FROM Contact LIMIT 1")["totalSize"] == 1
+
+
+def test_concurrent_queries_while_org_changes() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = EmulatorSettings(
+        seed=12,
+        sizes={"Account": 50, "Contact": 300, "Case": 50, "Opportunity": 50, "Invoice__c": 50},
+        activity_rate=200,
+    )
+    with Emulator(settings) as emulator:
+        token = connect(emulator)
+
+        def read(_: int) -> int:
+            sf = salesforce(emulator, token)
+            total = 0
+            for _round in range(5):
+                total += len(
+                    sf.query_all(
+                        "SELECT Id, Account.Name, (SELECT Id FROM Cases) FROM Contact",
+                        include_deleted=True,
+                    )["records"]
+                )
+                sf.Account.describe()
+            return total
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            totals = list(pool.map(read, range(4)))
+        assert all(total > 0 for total in totals)
+        assert emulator.production.simulator is not None
+        assert emulator.production.simulator.events_run > 0
