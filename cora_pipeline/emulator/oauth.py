@@ -383,6 +383,8 @@ class OAuthServer:
                 self._tickets[ticket] = LoginTicket(
                     org.org_id, user.user_id, hidden, time.time() + 600
                 )
+            # NOTE: Salesforce skips this page for a user who already approved the app (unless
+            # prompt=consent); the emulator always shows it, so deny paths stay testable.
             return html_response(200, pages.consent_page(hidden, ticket, user.username))
         with self._lock:
             login = self._tickets.pop(params.get("ticket", ""), None)
