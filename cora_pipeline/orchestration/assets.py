@@ -1,7 +1,7 @@
 """Assets per org and object: ``salesforce/<org>/<Object>`` extracts and ``warehouse/<org>/<Object>``.
 
 The asset functions only read the run context and hand plain values to the extract and warehouse code,
-which knows nothing of Dagster. Numbers that describe a materialization go into its metadata, and the
+which does not import Dagster. Numbers that describe a materialization go into its metadata, and the
 checks that guard the diff run inside the asset that produced what they check.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 
 from cora_pipeline.config import ObjectConfig, OrgConfig
-from cora_pipeline.extract.extractor import budget_calls, extract_object
+from cora_pipeline.extract.extractor import ExtractResult, budget_calls, extract_object
 from cora_pipeline.extract.files import FieldInfo, list_extracts, read_manifest
 from cora_pipeline.orchestration.budget import MAX_MULTIPLIER, cron_interval
 from cora_pipeline.orchestration.checks import (
@@ -122,36 +122,15 @@ def build_object_assets(org: OrgConfig, obj: ObjectConfig) -> list[dg.AssetsDefi
         started = time.monotonic()
         client = cora.client(org.name, credentials)
         full = context.run.tags.get(FULL_REFRESH_TAG) == "true"
+
         result = extract_object(client, org, obj, cora.data_root, run_id=context.run_id, full=full)
         if result.status != "succeeded":
             context.log.warning(
                 f"org {org.name} object {obj.name}: extract {result.status}: {result.message}"
             )
-        metadata: dict[str, Any] = {
-            "status": result.status,
-            "mode": result.mode,
-            "records_fetched": result.records,
-            "hard_deletes": result.deleted,
-            "formula_records": result.formula_records,
-            "pages": result.pages,
-            "api_calls": result.api_calls,
-            "watermark_from": result.watermark_from or "none",
-            "watermark": result.watermark_to or "none",
-            "duration_seconds": round(time.monotonic() - started, 3),
-            "http_seconds": round(result.http_seconds, 3),
-            "reconciliation_sweep": result.reconciled,
-            "missed_records": result.missed_records,
-            "dagster/row_count": result.records,
-        }
-        if result.api_used is not None and result.api_max is not None:
-            budget = budget_calls(org, result.api_max)
-            metadata["api_used"] = result.api_used
-            metadata["api_max"] = result.api_max
-            metadata["api_budget"] = budget
-            metadata["api_budget_used_percent"] = round(100 * result.api_used / budget, 1)
-        if result.message:
-            metadata["message"] = result.message
+        metadata = _extract_metadata(org, result, time.monotonic() - started)
         checks = _extract_checks(result.extract_dirs)
+
         if result.extract_dirs:
             records_dir = result.extract_dirs[0]
             metadata["extract_id"] = records_dir.name
@@ -211,6 +190,35 @@ def build_object_assets(org: OrgConfig, obj: ObjectConfig) -> list[dg.AssetsDefi
         return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
     return [extract, warehouse]
+
+
+def _extract_metadata(org: OrgConfig, result: ExtractResult, seconds: float) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "status": result.status,
+        "mode": result.mode,
+        "records_fetched": result.records,
+        "hard_deletes": result.deleted,
+        "formula_records": result.formula_records,
+        "pages": result.pages,
+        "api_calls": result.api_calls,
+        "watermark_from": result.watermark_from or "none",
+        "watermark": result.watermark_to or "none",
+        "duration_seconds": round(seconds, 3),
+        "http_seconds": round(result.http_seconds, 3),
+        "reconciliation_sweep": result.reconciled,
+        "missed_records": result.missed_records,
+        "dagster/row_count": result.records,
+    }
+    if result.api_used is not None and result.api_max is not None:
+        budget = budget_calls(org, result.api_max)
+        metadata["api_used"] = result.api_used
+        metadata["api_max"] = result.api_max
+        metadata["api_budget"] = budget
+        if budget:
+            metadata["api_budget_used_percent"] = round(100 * result.api_used / budget, 1)
+    if result.message:
+        metadata["message"] = result.message
+    return metadata
 
 
 def _extract_checks(extract_dirs: list[Path]) -> list[Any]:

@@ -1,4 +1,4 @@
-"""What the asset checks verify, as plain functions over extract files and the warehouse.
+"""Asset check logic as plain functions over extract files and warehouse row counts.
 
 The Dagster side (``assets.py``) turns each :class:`CheckOutcome` into an ``AssetCheckResult``.
 """
@@ -34,11 +34,13 @@ def validate_extract(extract_dir: Path) -> CheckOutcome:
         return CheckOutcome(
             False, f"extract {name}: status {manifest.status!r} is not one of {VALID_STATUSES}"
         )
+
     records_path = extract_dir / "records.parquet"
     try:
         parquet = pq.ParquetFile(records_path)
     except (OSError, ValueError) as exc:
         return CheckOutcome(False, f"extract {name}: {records_path} cannot be read: {exc}")
+
     rows = parquet.metadata.num_rows
     columns = set(parquet.schema_arrow.names)
     expected = {f.name for f in manifest.fields}
@@ -56,6 +58,7 @@ def validate_extract(extract_dir: Path) -> CheckOutcome:
         return CheckOutcome(
             False, f"extract {name}: the records file's columns differ from the manifest", metadata
         )
+
     if rows and "Id" not in columns:
         return CheckOutcome(False, f"extract {name}: records.parquet has no Id column", metadata)
     if rows:

@@ -27,9 +27,10 @@ def build_org_job(org: OrgConfig) -> UnresolvedAssetJobDefinition:
         for key in (extract_key(org.name, obj.name), warehouse_key(org.name, obj.name))
     ]
     # The in-process executor on purpose. With the multiprocess executor every step process builds
-    # its resources again: a vault read, a REST client, a /limits call (one API call) and, when the
-    # token expired, one OAuth refresh per process, plus about 1.5 s of start-up per step. The steps
-    # of one org wait on that org's API anyway, so one process is faster and spends fewer calls.
+    # its resources again: a vault read, a REST client and a /limits call (one API call). When the
+    # token expired, each process also spends one OAuth refresh, and each step costs about 1.5 s of
+    # process start-up. The steps of one org wait on that org's API anyway, so one process is
+    # faster and spends fewer calls.
     # Several orgs still run in parallel as separate runs, one per org (a run-tag limit on cora/org).
     return dg.define_asset_job(
         name=job_name(org.name),

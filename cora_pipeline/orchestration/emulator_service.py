@@ -4,10 +4,10 @@ An org configured with ``emulator: true`` (the demo org when there is no configu
 Salesforce to reach, so the first run that needs it starts the emulator here. Step processes, the
 webserver's run workers and ``cora sync`` all find the same process again through a descriptor file,
 ``<data_root>/emulator/<org>/service.json``, and check that it is alive (the process exists and its
-login host answers over HTTPS) before using it.
+login host responds over HTTPS) before using it.
 
 - Start: one process at a time holds ``service.lock`` while it checks the descriptor and, when no
-  emulator answers, starts ``python -m cora_pipeline.orchestration.emulator_service`` in its own
+  emulator responds, starts ``python -m cora_pipeline.orchestration.emulator_service`` in its own
   session, so it outlives the run that started it.
 - State: the emulator keeps the org in ``state.json`` (records, clock, API usage, issued tokens),
   saved every ``SAVE_INTERVAL_SECONDS`` and on SIGTERM or SIGINT. A restart reuses the previous ports
@@ -52,7 +52,7 @@ EMULATOR_SEED = 7
 
 
 class EmulatorStartError(CoraError, Terminal):
-    """The background emulator did not start or does not answer."""
+    """The background emulator did not start or does not respond."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def read_descriptor(directory: Path) -> EmulatorService | None:
 
 
 def is_alive(service: EmulatorService) -> bool:
-    """Return True when the descriptor's process exists and its login host answers over HTTPS."""
+    """Return True when the descriptor's process exists and its login host responds over HTTPS."""
     if not _pid_running(service.pid):
         return False
     try:
@@ -122,7 +122,7 @@ def is_alive(service: EmulatorService) -> bool:
 def ensure_emulator(
     settings: Settings, org: str, *, timeout: float = START_TIMEOUT_SECONDS
 ) -> tuple[EmulatorService, bool]:
-    """Return the org's running background emulator, starting it first when none answers.
+    """Return the org's running background emulator, starting it first when none responds.
 
     The second value is True when this call started the process. The vault key must exist before
     the call (``ConnectionStore.open(settings, create_key=True)``), because the new process seals
@@ -137,7 +137,7 @@ def ensure_emulator(
                 return service, False
             if service is not None and _pid_running(service.pid):
                 log.warning(
-                    "emulator process %d of org %s does not answer at %s; stopping it",
+                    "emulator process %d of org %s does not respond at %s; stopping it",
                     service.pid,
                     org,
                     service.login_url,
@@ -200,7 +200,7 @@ def _start(settings: Settings, org: str, directory: Path, timeout: float) -> Emu
         time.sleep(0.1)
     _terminate(process.pid, timeout=10)
     raise EmulatorStartError(
-        f"the emulator of org {org!r} did not answer within {timeout:.0f} s; see {log_path}"
+        f"the emulator of org {org!r} did not respond within {timeout:.0f} s; see {log_path}"
     )
 
 

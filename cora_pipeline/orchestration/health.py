@@ -26,7 +26,7 @@ def health_sensor_name(org: str) -> str:
 
 
 def connection_spec(org: OrgConfig) -> dg.AssetSpec:
-    """Return the external asset that stands for the org's OAuth connection."""
+    """Return the external asset that represents the org's OAuth connection."""
     return dg.AssetSpec(
         key=connection_key(org.name),
         group_name=org.name,
@@ -44,7 +44,7 @@ def connection_spec(org: OrgConfig) -> dg.AssetSpec:
 
 @dataclass(frozen=True)
 class ConnectionHealth:
-    """What the health sensor found for one org."""
+    """The connection status of one org, as the health sensor read it."""
 
     org: str
     status: str
@@ -55,14 +55,14 @@ class ConnectionHealth:
     share_of_budget: float | None = None
     details: tuple[tuple[str, str], ...] = ()
 
-    @property
-    def healthy(self) -> bool:
-        return self.status == "connected" and (self.share_of_budget or 0.0) < 1.0
+    needs_attention: bool = True
+    """True when a person must act: re-authorize, connect, fix the vault, or raise the budget."""
 
     def metadata(self) -> dict[str, Any]:
         values: dict[str, Any] = {
             "status": self.status,
             "needs_reauthorization": self.status == "needs_reauthorization",
+            "needs_attention": self.needs_attention,
             "message": self.message,
         }
         if self.api_used is not None:
@@ -93,15 +93,27 @@ def read_connection_health(settings: Settings, org: OrgConfig) -> ConnectionHeal
         else "API usage unknown until the first extract"
     )
 
+    over_budget = share is not None and share >= 1.0
+
     def health(
-        status: str, message: str, details: tuple[tuple[str, str], ...] = ()
+        status: str,
+        message: str,
+        details: tuple[tuple[str, str], ...] = (),
+        needs_attention: bool = True,
     ) -> ConnectionHealth:
         return ConnectionHealth(
-            org.name, status, message, usage.api_used, usage.api_max, share, details
+            org.name,
+            status,
+            message,
+            usage.api_used,
+            usage.api_max,
+            share,
+            details,
+            needs_attention,
         )
 
-    # The vault keeps one file per org, <home>/vault/<org>.json; without it the org was never
-    # connected, and opening the vault would fail for want of a key that nobody created yet.
+    # The vault keeps one file per org, <home>/vault/<org>.json. Without that file the org was
+    # never connected, and opening the vault could fail because no key was created yet.
     connected = (settings.home / "vault" / f"{org.name}.json").exists()
     try:
         record = ConnectionStore.open(settings).get(org.name) if connected else None
@@ -118,7 +130,8 @@ def read_connection_health(settings: Settings, org: OrgConfig) -> ConnectionHeal
             )
         else:
             message = f"org {org.name}: not connected; run `cora connect {org.name}`. {usage_text}."
-        return health("not_connected", message)
+        # The first run connects an emulator org by itself; a real org needs an administrator.
+        return health("not_connected", message, needs_attention=not org.emulator)
     details = (
         ("connected_by", record.username),
         ("connected_at", record.connected_at),
@@ -136,15 +149,13 @@ def read_connection_health(settings: Settings, org: OrgConfig) -> ConnectionHeal
         )
         return health("needs_reauthorization", message, details)
     budget_warning = (
-        " The budget is used up, so scheduled ticks are skipped."
-        if share is not None and share >= 1.0
-        else ""
+        " The budget is used up, so scheduled ticks are skipped." if over_budget else ""
     )
     message = (
         f"org {org.name}: connected as {record.username} to {record.instance_url} since "
         f"{record.connected_at}. {usage_text}.{budget_warning}"
     )
-    return health("connected", message, details)
+    return health("connected", message, details, needs_attention=over_budget)
 
 
 def build_health_sensor(settings: Settings, org: OrgConfig) -> dg.SensorDefinition:
@@ -162,8 +173,10 @@ def build_health_sensor(settings: Settings, org: OrgConfig) -> dg.SensorDefiniti
     )
     def health(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         status = read_connection_health(settings, org)
-        if not status.healthy:
+        if status.needs_attention:
             context.log.warning(status.message)
+        else:
+            context.log.info(status.message)
         fingerprint = status.fingerprint()
         events: list[dg.AssetObservation] = []
         if context.cursor != fingerprint:

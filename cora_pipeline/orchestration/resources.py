@@ -96,7 +96,7 @@ class CoraResource(dg.ConfigurableResource):
     def org_config(self, org: str, credentials: OrgCredentials | None = None) -> OrgConfig:
         """Return the org's configuration with its consumer secret resolved.
 
-        For an org backed by the bundled emulator this starts the emulator when none answers and
+        For an org backed by the bundled emulator this starts the emulator when none responds and
         connects the org through the OAuth web-server flow when it is not connected to that
         emulator yet, so a run needs no credentials at all.
         """
@@ -116,9 +116,9 @@ def connect_emulator_org(settings: Settings, org: OrgConfig) -> OrgConfig:
     """Start (or find) the org's background emulator and connect the org to it when needed.
 
     The org is connected again when it has no connection, when the connection needs
-    re-authorization, when it points at other URLs (the emulator restarted on new ports), or when
-    this call started the emulator, because a process that was killed may have lost the tokens it
-    issued after its last state save.
+    re-authorization, or when it points at other URLs (the emulator restarted on new ports). It is
+    also connected again when this call started the emulator, because an emulator process that was
+    killed loses the tokens it issued after its last state save.
     """
     from cora_pipeline.connect import ConnectionStore, connect_web_server
     from cora_pipeline.demo import follow_redirect_browser

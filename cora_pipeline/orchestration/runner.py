@@ -61,6 +61,7 @@ def run_sync(
             f"org {org!r} has no configured object {', '.join(unknown)} (configured: "
             f"{', '.join(known)}); add it to the org's objects or pick one of those"
         )
+
     defs = build_definitions(settings)
     job = defs.resolve_job_def(job_name(org))
     keys = [key for name in selected for key in (extract_key(org, name), warehouse_key(org, name))]
@@ -74,6 +75,7 @@ def run_sync(
         tags=tags,
         raise_on_error=False,
     )
+
     error = None
     if not result.success:
         failures = [

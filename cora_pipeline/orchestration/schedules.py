@@ -18,7 +18,7 @@ def schedule_name(org: str) -> str:
 def build_org_schedule(
     settings: Settings, org: OrgConfig, job: dg.JobDefinition | UnresolvedAssetJobDefinition
 ) -> dg.ScheduleDefinition:
-    """Build the org's schedule, which skips ticks with a reason when the API budget says so."""
+    """Build the org's schedule, which skips ticks with a reason when the API budget requires it."""
 
     @dg.schedule(
         name=schedule_name(org.name),

@@ -36,7 +36,10 @@ def test_health_reports_org_not_connected(
 
     assert not data.run_requests
     assert "not connected yet" in data.skip_message
-    assert _observed(data)["status"] == "not_connected"
+    metadata = _observed(data)
+    assert metadata["status"] == "not_connected"
+    # The first run connects the emulator org by itself, so no action is needed.
+    assert metadata["needs_attention"] is False
 
 
 def test_health_follows_connection_and_usage(
@@ -58,6 +61,7 @@ def test_health_follows_connection_and_usage(
     metadata = _observed(connected)
     assert metadata["status"] == "connected"
     assert metadata["needs_reauthorization"] is False
+    assert metadata["needs_attention"] is False
     assert metadata["connected_by"] == "admin@cora-demo.example.com"
     assert metadata["api_used"] == 6_000
     assert metadata["api_budget_used_percent"] == 80.0
@@ -80,5 +84,6 @@ def test_health_follows_connection_and_usage(
     metadata = _observed(broken)
     assert metadata["status"] == "needs_reauthorization"
     assert metadata["needs_reauthorization"] is True
+    assert metadata["needs_attention"] is True
     assert "NEEDS RE-AUTHORIZATION (token expired)" in broken.skip_message
     assert "cora connect demo" in broken.skip_message

@@ -15,7 +15,11 @@ from cora_pipeline.orchestration.assets import (
     VALID_EXTRACT_CHECK,
 )
 from cora_pipeline.orchestration.definitions import build_definitions
-from cora_pipeline.orchestration.emulator_service import read_descriptor, service_dir
+from cora_pipeline.orchestration.emulator_service import (
+    read_descriptor,
+    service_dir,
+    stop_emulator,
+)
 from cora_pipeline.orchestration.keys import extract_key, warehouse_key
 from cora_pipeline.orchestration.resources import CoraResource
 
@@ -105,7 +109,7 @@ def test_job_syncs_demo_org_without_credentials(
         assert checks[(f"salesforce/demo/{sobject}", UNIQUE_IDS_CHECK)] is True
         assert checks[(f"warehouse/demo/{sobject}", ROW_COUNT_CHECK)] is True
 
-    # The vault holds the connection; the emulator keeps serving for the next run.
+    # The vault contains the connection, and the emulator keeps serving for the next run.
     record = ConnectionStore.open(emulator_settings).get("demo")
     assert record is not None
     assert record.flow == "web_server"
@@ -146,10 +150,14 @@ def test_killed_emulator_restarts_and_reconnects(emulator_settings: Settings) ->
 def test_emulator_secret_is_sealed_in_descriptor(emulator_settings: Settings) -> None:
     org = CoraResource(config_path=str(emulator_settings.source)).org_config("demo")
     descriptor = service_dir(emulator_settings, "demo") / "service.json"
-
     secret = org.client_secret
     assert secret
     assert secret not in descriptor.read_text(encoding="utf-8")
+
+    # Stopping saves the emulator's state file, which must not contain the secret either.
+    assert stop_emulator(emulator_settings, "demo")
+
+    assert (service_dir(emulator_settings, "demo") / "state.json").exists()
     for path in service_dir(emulator_settings, "demo").iterdir():
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path.name
