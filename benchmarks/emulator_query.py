@@ -109,11 +109,13 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _read_all(banner: dict[str, str], object_name: str) -> tuple[int, float]:
+    """Connect through OAuth, page through every record; return the count and the seconds."""
     login_url = banner["Login URL"]
     session = requests.Session()
     session.verify = banner["CA file to trust"]
     # REQUESTS_CA_BUNDLE in the environment would otherwise replace the emulator's CA.
     session.trust_env = False
+
     client = OAuth2Session(
         banner["Client id"],
         banner["Client secret"],
@@ -123,6 +125,7 @@ def _read_all(banner: dict[str, str], object_name: str) -> tuple[int, float]:
     )
     client.verify = session.verify
     client.trust_env = False
+
     verifier = generate_token(48)
     url, _ = client.create_authorization_url(
         f"{login_url}/services/oauth2/authorize", code_verifier=verifier
@@ -133,6 +136,7 @@ def _read_all(banner: dict[str, str], object_name: str) -> tuple[int, float]:
         authorization_response=location,
         code_verifier=verifier,
     )
+
     sf = Salesforce(
         instance_url=token["instance_url"], session_id=token["access_token"], session=session
     )
