@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 from simple_salesforce import Salesforce
+from simple_salesforce.api import SFType
+from simple_salesforce.exceptions import SalesforceError
 
 from cora_pipeline.emulator import Emulator
 
@@ -109,3 +111,13 @@ def salesforce(emulator: Emulator, token: dict[str, Any], version: str = "59.0")
 
 def query_params(location: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def error_body(error: SalesforceError) -> list[dict[str, Any]]:
+    """Return the parsed REST error array a simple-salesforce exception carries."""
+    return cast(list[dict[str, Any]], error.content)
+
+
+def sobject(sf: Salesforce, name: str) -> SFType:
+    """Return simple-salesforce's handle for one sObject type (typed for mypy)."""
+    return cast(SFType, getattr(sf, name))

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from simple_salesforce import Salesforce
 
 from cora_pipeline.emulator import AdminError, Emulator, EmulatorSettings
 
-from .helpers import connect, salesforce
+from .helpers import connect, error_body, salesforce, sobject
 
 
 @pytest.fixture(scope="module")
-def small() -> Emulator:
+def small() -> Iterator[Emulator]:
     start = datetime(2026, 3, 10, 22, 0, 0, tzinfo=UTC)
     with Emulator(
         EmulatorSettings(
@@ -34,7 +36,7 @@ def test_user_update_moves_both_stamps(small: Emulator, small_sf: Salesforce) ->
     before = admin.get("Account", record_id)
     admin.advance_clock(5)
     admin.update("Account", record_id, {"Phone": "123"}, by="user")
-    after = small_sf.Account.get(record_id)
+    after = sobject(small_sf, "Account").get(record_id)
     assert after["Phone"] == "123"
     assert after["LastModifiedDate"] > before["LastModifiedDate"]
     assert after["SystemModstamp"] > before["SystemModstamp"]
@@ -90,7 +92,7 @@ def test_formula_filter_and_change(small: Emulator, small_sf: Salesforce) -> Non
             f"SELECT Total__c FROM Invoice__c WHERE Id = '{record_id}' AND Total__c = 20"
         )["records"]
         assert row[0]["Total__c"] == 20.0
-        described = {f["name"]: f for f in small_sf.Invoice__c.describe()["fields"]}
+        described = {f["name"]: f for f in sobject(small_sf, "Invoice__c").describe()["fields"]}
         assert described["Total__c"]["calculatedFormula"] == "Amount__c * 2"
     finally:
         admin.set_formula(
@@ -168,11 +170,12 @@ def test_unqueryable_object_leaves_soql(small: Emulator, small_sf: Salesforce) -
     admin = small.production.admin
     admin.set_object_flags("Case", queryable=False)
     try:
-        entry = next(o for o in small_sf.describe()["sobjects"] if o["name"] == "Case")
+        described: Any = small_sf.describe()
+        entry = next(o for o in described["sobjects"] if o["name"] == "Case")
         assert entry["queryable"] is False
         with pytest.raises(SalesforceMalformedRequest) as raised:
             small_sf.query("SELECT Id FROM Case")
-        assert raised.value.content[0]["errorCode"] == "INVALID_TYPE"
+        assert error_body(raised.value)[0]["errorCode"] == "INVALID_TYPE"
     finally:
         admin.set_object_flags("Case", queryable=True)
 

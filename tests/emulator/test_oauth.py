@@ -350,7 +350,7 @@ def test_openid_scope_adds_id_token(emulator: Emulator) -> None:
 
     token = connect(emulator, scope="api openid refresh_token")
     keys = trusting_session(emulator).get(f"{emulator.login_url}/id/keys").json()["keys"]
-    key = jwt.algorithms.RSAAlgorithm.from_jwk(keys[0])
+    key = jwt.PyJWK(keys[0])
     claims = jwt.decode(token["id_token"], key, algorithms=["RS256"], audience=emulator.client_id)
     assert claims["preferred_username"] == emulator.production.admin_username
 

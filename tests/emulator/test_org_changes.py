@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from cora_pipeline.emulator import Emulator, EmulatorSettings
 
-from .helpers import connect, salesforce, trusting_session
+from .helpers import connect, error_body, salesforce, sobject, trusting_session
 
 
 @pytest.fixture
-def changing() -> Emulator:
+def changing() -> Iterator[Emulator]:
     settings = EmulatorSettings(
         seed=8,
         sizes={"Account": 40, "Contact": 40, "Opportunity": 40, "Case": 40, "Invoice__c": 40},
@@ -72,13 +74,14 @@ def test_every_common_field_type_is_present(changing_sf: Salesforce) -> None:
 def test_hidden_field_leaves_describe_and_soql(changing: Emulator, changing_sf: Salesforce) -> None:
     admin = changing.production.admin
     admin.hide_field("Account", "AnnualRevenue")
-    names = {f["name"] for f in changing_sf.Account.describe()["fields"]}
+    names = {f["name"] for f in sobject(changing_sf, "Account").describe()["fields"]}
     assert "AnnualRevenue" not in names
     with pytest.raises(SalesforceMalformedRequest) as raised:
         changing_sf.query("SELECT Id, AnnualRevenue FROM Account")
-    assert raised.value.content[0]["errorCode"] == "INVALID_FIELD"
+    assert error_body(raised.value)[0]["errorCode"] == "INVALID_FIELD"
     assert (
-        "No such column 'AnnualRevenue' on entity 'Account'" in raised.value.content[0]["message"]
+        "No such column 'AnnualRevenue' on entity 'Account'"
+        in error_body(raised.value)[0]["message"]
     )
     admin.show_field("Account", "AnnualRevenue")
     assert changing_sf.query("SELECT AnnualRevenue FROM Account LIMIT 1")["totalSize"] == 1
@@ -87,7 +90,7 @@ def test_hidden_field_leaves_describe_and_soql(changing: Emulator, changing_sf: 
 def test_added_and_removed_fields(changing: Emulator, changing_sf: Salesforce) -> None:
     admin = changing.production.admin
     admin.add_field("Case", "Severity__c", "picklist", label="Severity", picklist=["Sev1", "Sev2"])
-    described = {f["name"]: f for f in changing_sf.Case.describe()["fields"]}
+    described = {f["name"]: f for f in sobject(changing_sf, "Case").describe()["fields"]}
     assert described["Severity__c"]["custom"] is True
     assert [v["value"] for v in described["Severity__c"]["picklistValues"]] == ["Sev1", "Sev2"]
     rows = changing_sf.query_all("SELECT Severity__c FROM Case")["records"]
@@ -183,7 +186,7 @@ def test_http_admin_endpoints(changing: Emulator, changing_sf: Salesforce) -> No
     assert org.admin.get("Account", record_id)["IsDeleted"] is True
 
     assert session.post(f"{base}/fields/Account/Phone/hide").status_code == 200
-    assert "Phone" not in {f["name"] for f in changing_sf.Account.describe()["fields"]}
+    assert "Phone" not in {f["name"] for f in sobject(changing_sf, "Account").describe()["fields"]}
 
     assert session.post(f"{base}/faults/fail_next", json={"n": 1, "status": 503}).ok
     assert (
@@ -225,7 +228,7 @@ def test_simulator_clock_step_moves_clock(changing: Emulator) -> None:
 def test_field_hidden_from_one_user_only(changing: Emulator, changing_sf: Salesforce) -> None:
     org = changing.production
     org.admin.hide_field("Contact", "Email", user=org.integration_username)
-    admin_view = {f["name"] for f in changing_sf.Contact.describe()["fields"]}
+    admin_view = {f["name"] for f in sobject(changing_sf, "Contact").describe()["fields"]}
     assert "Email" in admin_view
     session = trusting_session(changing)
     token = session.post(
@@ -236,7 +239,7 @@ def test_field_hidden_from_one_user_only(changing: Emulator, changing_sf: Salesf
     integration = Salesforce(
         instance_url=token["instance_url"], session_id=token["access_token"], session=session
     )
-    assert "Email" not in {f["name"] for f in integration.Contact.describe()["fields"]}
+    assert "Email" not in {f["name"] for f in sobject(integration, "Contact").describe()["fields"]}
     with pytest.raises(SalesforceMalformedRequest):
         integration.query("SELECT Email FROM Contact")
     with pytest.raises(SalesforceMalformedRequest):
@@ -267,7 +270,7 @@ def test_concurrent_queries_while_org_changes() -> None:
                         include_deleted=True,
                     )["records"]
                 )
-                sf.Account.describe()
+                sobject(sf, "Account").describe()
             return total
 
         with ThreadPoolExecutor(max_workers=4) as pool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from simple_salesforce import Salesforce
@@ -10,7 +11,7 @@ from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from cora_pipeline.emulator import Emulator, EmulatorSettings
 
-from .helpers import connect, salesforce, trusting_session
+from .helpers import connect, error_body, salesforce, sobject, trusting_session
 
 LIMIT_INFO = re.compile(r"^api-usage=(\d+)/15000$")
 
@@ -29,14 +30,14 @@ def test_versions_list_needs_no_session(emulator: Emulator) -> None:
 
 
 def test_resource_map_lists_query_and_sobjects(sf: Salesforce) -> None:
-    resources = sf.restful("")
+    resources: Any = sf.restful("")
     assert resources["query"] == "/services/data/v59.0/query"
     assert resources["sobjects"] == "/services/data/v59.0/sobjects"
     assert resources["identity"].startswith("https://127.0.0.1:")
 
 
 def test_describe_global_lists_seeded_objects(sf: Salesforce) -> None:
-    described = sf.describe()
+    described: Any = sf.describe()
     names = {o["name"] for o in described["sobjects"]}
     assert {
         "Account",
@@ -54,7 +55,7 @@ def test_describe_global_lists_seeded_objects(sf: Salesforce) -> None:
 
 
 def test_describe_has_real_field_keys(sf: Salesforce) -> None:
-    fields = {f["name"]: f for f in sf.Invoice__c.describe()["fields"]}
+    fields = {f["name"]: f for f in sobject(sf, "Invoice__c").describe()["fields"]}
     total = fields["Total__c"]
     assert total["calculated"] is True
     assert total["calculatedFormula"].startswith("Amount__c *")
@@ -67,7 +68,7 @@ def test_describe_has_real_field_keys(sf: Salesforce) -> None:
     assert fields["Notes__c"]["length"] == 131072
     assert fields["Notes__c"]["filterable"] is False
     assert fields["Tags__c"]["type"] == "multipicklist"
-    billing = {f["name"]: f for f in sf.Account.describe()["fields"]}
+    billing = {f["name"]: f for f in sobject(sf, "Account").describe()["fields"]}
     assert billing["BillingAddress"]["type"] == "address"
     assert billing["BillingCity"]["compoundFieldName"] == "BillingAddress"
     assert billing["Name"]["byteLength"] == 765
@@ -137,8 +138,12 @@ def test_every_counted_response_has_limit_info(emulator: Emulator, token: dict) 
     base = f"{token['instance_url']}/services/data/v59.0"
     before = session.get(f"{base}/limits", headers=headers)
     after = session.get(f"{base}/sobjects", headers=headers)
-    used_before = int(LIMIT_INFO.match(before.headers["Sforce-Limit-Info"]).group(1))
-    used_after = int(LIMIT_INFO.match(after.headers["Sforce-Limit-Info"]).group(1))
+    before_match = LIMIT_INFO.match(before.headers["Sforce-Limit-Info"])
+    after_match = LIMIT_INFO.match(after.headers["Sforce-Limit-Info"])
+    assert before_match is not None
+    assert after_match is not None
+    used_before = int(before_match.group(1))
+    used_after = int(after_match.group(1))
     assert used_after == used_before + 1
     limits = session.get(f"{base}/limits", headers=headers).json()
     assert limits["DailyApiRequests"]["Max"] == 15000
@@ -198,7 +203,7 @@ def test_records_carry_attributes_and_nulls(sf: Salesforce) -> None:
 def test_unknown_field_gives_invalid_field_with_caret(sf: Salesforce) -> None:
     with pytest.raises(SalesforceMalformedRequest) as raised:
         sf.query("SELECT Naem FROM Account")
-    error = raised.value.content[0]
+    error = error_body(raised.value)[0]
     assert error["errorCode"] == "INVALID_FIELD"
     assert error["message"].startswith(
         "\nSELECT Naem FROM Account\n       ^\nERROR at Row:1:Column:8\n"
@@ -209,7 +214,7 @@ def test_unknown_field_gives_invalid_field_with_caret(sf: Salesforce) -> None:
 def test_unknown_object_gives_invalid_type(sf: Salesforce) -> None:
     with pytest.raises(SalesforceMalformedRequest) as raised:
         sf.query("select count() from XYZZY")
-    error = raised.value.content[0]
+    error = error_body(raised.value)[0]
     assert error["errorCode"] == "INVALID_TYPE"
     assert error["message"].startswith(
         "\nselect count() from XYZZY\n                    ^\nERROR at Row:1:Column:21\n"
@@ -220,7 +225,7 @@ def test_unknown_object_gives_invalid_type(sf: Salesforce) -> None:
 def test_syntax_error_gives_malformed_query(sf: Salesforce) -> None:
     with pytest.raises(SalesforceMalformedRequest) as raised:
         sf.query("SELECT Id From From Account")
-    error = raised.value.content[0]
+    error = error_body(raised.value)[0]
     assert error["errorCode"] == "MALFORMED_QUERY"
     assert error["message"].endswith("unexpected token: 'From'")
 

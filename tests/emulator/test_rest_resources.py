@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import requests
@@ -16,11 +18,11 @@ from simple_salesforce.exceptions import (
 
 from cora_pipeline.emulator import Emulator, EmulatorSettings
 
-from .helpers import connect, trusting_session
+from .helpers import connect, error_body, sobject, trusting_session
 
 
 @pytest.fixture
-def fresh() -> Emulator:
+def fresh() -> Iterator[Emulator]:
     settings = EmulatorSettings(
         seed=4, sizes={"Account": 30, "Contact": 600, "Case": 10}, daily_api_limit=50
     )
@@ -46,12 +48,12 @@ def test_deleted_and_updated_windows(fresh: Emulator, fresh_sf: Salesforce) -> N
     admin.delete("Case", gone)
     admin.advance_clock(120)
     end = admin.now()
-    deleted = fresh_sf.Case.deleted(start - timedelta(minutes=1), end)
+    deleted = sobject(fresh_sf, "Case").deleted(start - timedelta(minutes=1), end)
     assert [d["id"] for d in deleted["deletedRecords"]] == [gone]
     assert deleted["deletedRecords"][0]["deletedDate"].endswith(".000+0000")
     assert deleted["latestDateCovered"].endswith(":00.000+0000")
     assert "earliestDateAvailable" in deleted
-    updated = fresh_sf.Case.updated(start - timedelta(minutes=1), end)
+    updated = sobject(fresh_sf, "Case").updated(start - timedelta(minutes=1), end)
     assert changed in updated["ids"]
     assert gone not in updated["ids"]
 
@@ -61,11 +63,11 @@ def test_replication_window_rules(fresh: Emulator, fresh_sf: Salesforce) -> None
     minute = now.replace(second=0) - timedelta(minutes=5)
     # Seconds are dropped, so both ends fall on the same minute.
     with pytest.raises(SalesforceMalformedRequest) as raised:
-        fresh_sf.Case.updated(minute, minute + timedelta(seconds=30))
-    assert raised.value.content[0]["errorCode"] == "INVALID_REPLICATION_DATE"
+        sobject(fresh_sf, "Case").updated(minute, minute + timedelta(seconds=30))
+    assert error_body(raised.value)[0]["errorCode"] == "INVALID_REPLICATION_DATE"
     with pytest.raises(SalesforceMalformedRequest):
-        fresh_sf.Case.deleted(now - timedelta(days=16), now)
-    assert "ids" in fresh_sf.Case.updated(now - timedelta(days=29), now)
+        sobject(fresh_sf, "Case").deleted(now - timedelta(days=16), now)
+    assert "ids" in sobject(fresh_sf, "Case").updated(now - timedelta(days=29), now)
 
 
 def test_record_count(fresh_sf: Salesforce) -> None:
@@ -86,7 +88,7 @@ def test_composite_counts_as_one_call(fresh: Emulator, fresh_sf: Salesforce) -> 
             {"method": "GET", "url": "/services/data/v59.0/sobjects/Nope", "referenceId": "refBad"},
         ],
     }
-    result = fresh_sf.restful("composite", method="POST", json=body)
+    result: Any = fresh_sf.restful("composite", method="POST", json=body)
     responses = result["compositeResponse"]
     assert responses[0]["body"] == {"totalSize": 10, "done": True, "records": []}
     assert responses[0]["httpStatusCode"] == 200
@@ -105,7 +107,7 @@ def test_composite_batch_counts_each_subrequest(fresh: Emulator, fresh_sf: Sales
             {"method": "GET", "url": "v59.0/sobjects/Nope/describe"},
         ],
     }
-    result = fresh_sf.restful("composite/batch", method="POST", json=body)
+    result: Any = fresh_sf.restful("composite/batch", method="POST", json=body)
     assert result["hasErrors"] is True
     assert [r["statusCode"] for r in result["results"]] == [200, 200, 404]
     assert fresh.production.admin.api_usage()[0] == used_before + 3
@@ -117,7 +119,7 @@ def test_limit_exhaustion_gives_403(fresh: Emulator, fresh_sf: Salesforce) -> No
     assert fresh_sf.api_usage["api-usage"].used == 50
     with pytest.raises(SalesforceRefusedRequest) as raised:
         fresh_sf.query("SELECT Id FROM Case LIMIT 1")
-    assert raised.value.content == [
+    assert error_body(raised.value) == [
         {"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
     ]
     session = trusting_session(fresh)
@@ -138,7 +140,7 @@ def test_locator_expires_after_two_days(fresh: Emulator, fresh_sf: Salesforce) -
     fresh.production.admin.advance_clock(2 * 24 * 3600 + 1)
     with pytest.raises(SalesforceMalformedRequest) as raised:
         fresh_sf.query_more(first["nextRecordsUrl"], identifier_is_url=True)
-    assert raised.value.content == [
+    assert error_body(raised.value) == [
         {"message": "invalid query locator", "errorCode": "INVALID_QUERY_LOCATOR"}
     ]
 
@@ -169,7 +171,7 @@ def test_fault_503_with_and_without_body(fresh: Emulator, fresh_sf: Salesforce) 
     with pytest.raises(SalesforceGeneralError) as raised:
         fresh_sf.query("SELECT Id FROM Case")
     assert raised.value.status == 503
-    assert raised.value.content[0]["errorCode"] == "SERVER_UNAVAILABLE"
+    assert error_body(raised.value)[0]["errorCode"] == "SERVER_UNAVAILABLE"
     response = trusting_session(fresh).get(
         f"{fresh.production.instance_url}/services/data/v59.0/limits",
         headers={"Authorization": f"Bearer {fresh_sf.session_id}"},
@@ -182,7 +184,7 @@ def test_fault_query_timeout(fresh: Emulator, fresh_sf: Salesforce) -> None:
     fresh.production.admin.faults.query_timeout()
     with pytest.raises(SalesforceMalformedRequest) as raised:
         fresh_sf.query("SELECT Id FROM Case")
-    assert raised.value.content[0] == {
+    assert error_body(raised.value)[0] == {
         "message": "Your query request was running for too long.",
         "errorCode": "QUERY_TIMEOUT",
     }
@@ -227,12 +229,12 @@ def test_fault_revoked_refresh_token(fresh: Emulator) -> None:
 
 
 def test_retrieve_create_update_delete_via_rest(fresh: Emulator, fresh_sf: Salesforce) -> None:
-    created = fresh_sf.Account.create({"Name": "REST made"})
+    created = sobject(fresh_sf, "Account").create({"Name": "REST made"})
     assert created["success"] is True
     record_id = created["id"]
-    assert fresh_sf.Account.update(record_id, {"Phone": "42"}) == 204
-    assert fresh_sf.Account.get(record_id)["Phone"] == "42"
-    assert fresh_sf.Account.delete(record_id) == 204
+    assert sobject(fresh_sf, "Account").update(record_id, {"Phone": "42"}) == 204
+    assert sobject(fresh_sf, "Account").get(record_id)["Phone"] == "42"
+    assert sobject(fresh_sf, "Account").delete(record_id) == 204
     assert fresh.production.admin.get("Account", record_id)["IsDeleted"] is True
 
 
@@ -290,8 +292,8 @@ def test_oversized_headers_give_431(fresh: Emulator, fresh_sf: Salesforce) -> No
 
 def test_rest_create_checks_required_and_writable(fresh_sf: Salesforce) -> None:
     with pytest.raises(SalesforceMalformedRequest) as raised:
-        fresh_sf.Account.create({"Phone": "1"})
-    assert raised.value.content == [
+        sobject(fresh_sf, "Account").create({"Phone": "1"})
+    assert error_body(raised.value) == [
         {
             "message": "Required fields are missing: [Name]",
             "errorCode": "REQUIRED_FIELD_MISSING",
@@ -299,8 +301,8 @@ def test_rest_create_checks_required_and_writable(fresh_sf: Salesforce) -> None:
         }
     ]
     with pytest.raises(SalesforceMalformedRequest) as raised:
-        fresh_sf.Opportunity.create(
+        sobject(fresh_sf, "Opportunity").create(
             {"Name": "x", "StageName": "Prospecting", "CloseDate": "2026-01-01", "IsWon": True}
         )
-    assert raised.value.content[0]["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
-    assert raised.value.content[0]["fields"] == ["IsWon"]
+    assert error_body(raised.value)[0]["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
+    assert error_body(raised.value)[0]["fields"] == ["IsWon"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,13 +11,13 @@ from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from cora_pipeline.emulator import Emulator, EmulatorSettings
 
-from .helpers import connect, salesforce, trusting_session
+from .helpers import connect, error_body, salesforce, trusting_session
 
 START = datetime(2026, 6, 17, 12, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def org_emulator() -> Emulator:
+def org_emulator() -> Iterator[Emulator]:
     settings = EmulatorSettings(
         seed=21,
         sizes={"Account": 60, "Contact": 120, "Opportunity": 60, "Case": 40, "Invoice__c": 40},
@@ -75,7 +76,7 @@ def test_mixing_and_or_without_parentheses_is_malformed(api: Salesforce) -> None
         api.query(
             "SELECT Id FROM Case WHERE Status = 'New' AND Priority = 'High' OR Origin = 'Web'"
         )
-    assert raised.value.content[0]["errorCode"] == "MALFORMED_QUERY"
+    assert error_body(raised.value)[0]["errorCode"] == "MALFORMED_QUERY"
 
 
 def test_null_checks(api: Salesforce, org_emulator: Emulator) -> None:
@@ -122,7 +123,7 @@ def test_datetime_with_offset_literal(api: Salesforce, org_emulator: Emulator) -
 def test_string_for_datetime_field_is_rejected(api: Salesforce) -> None:
     with pytest.raises(SalesforceMalformedRequest) as raised:
         api.query("SELECT Id FROM Contact WHERE CreatedDate > '2026-01-01'")
-    error = raised.value.content[0]
+    error = error_body(raised.value)[0]
     assert error["errorCode"] == "INVALID_FIELD"
     assert "must be of type dateTime and should not be enclosed in quotes" in error["message"]
 
@@ -155,7 +156,7 @@ def test_limit_and_offset(api: Salesforce) -> None:
 def test_offset_over_2000_is_rejected(api: Salesforce) -> None:
     with pytest.raises(SalesforceMalformedRequest) as raised:
         api.query("SELECT Id FROM Contact OFFSET 2001")
-    assert raised.value.content[0]["errorCode"] == "NUMBER_OUTSIDE_VALID_RANGE"
+    assert error_body(raised.value)[0]["errorCode"] == "NUMBER_OUTSIDE_VALID_RANGE"
 
 
 def test_relationship_fields_nest_parents(api: Salesforce, org_emulator: Emulator) -> None:
@@ -215,7 +216,7 @@ def test_multipicklist_includes(api: Salesforce, org_emulator: Emulator) -> None
 def test_bad_relationship_is_invalid_field(api: Salesforce) -> None:
     with pytest.raises(SalesforceMalformedRequest) as raised:
         api.query("SELECT Acount.Name FROM Contact")
-    error = raised.value.content[0]
+    error = error_body(raised.value)[0]
     assert error["errorCode"] == "INVALID_FIELD"
     assert "Didn't understand relationship 'Acount'" in error["message"]
 
@@ -223,13 +224,13 @@ def test_bad_relationship_is_invalid_field(api: Salesforce) -> None:
 def test_long_text_cannot_be_filtered(api: Salesforce) -> None:
     with pytest.raises(SalesforceMalformedRequest) as raised:
         api.query("SELECT Id FROM Invoice__c WHERE Notes__c = 'x'")
-    assert "can not be filtered in a query call" in raised.value.content[0]["message"]
+    assert "can not be filtered in a query call" in error_body(raised.value)[0]["message"]
 
 
 def test_invalid_id_literal(api: Salesforce) -> None:
     with pytest.raises(SalesforceMalformedRequest) as raised:
         api.query("SELECT Id FROM Account WHERE Id = 'abc'")
-    assert raised.value.content[0]["errorCode"] == "INVALID_QUERY_FILTER_OPERATOR"
+    assert error_body(raised.value)[0]["errorCode"] == "INVALID_QUERY_FILTER_OPERATOR"
 
 
 def test_fifteen_character_id_matches(api: Salesforce, org_emulator: Emulator) -> None:
@@ -240,7 +241,7 @@ def test_fifteen_character_id_matches(api: Salesforce, org_emulator: Emulator) -
 def test_error_position_on_second_line(api: Salesforce) -> None:
     with pytest.raises(SalesforceMalformedRequest) as raised:
         api.query("SELECT Id\nFROM Account WHERE Nme = 'x'")
-    message = raised.value.content[0]["message"]
+    message = error_body(raised.value)[0]["message"]
     assert (
         "\nFROM Account WHERE Nme = 'x'\n                   ^\nERROR at Row:2:Column:20\n"
         in message
@@ -301,7 +302,7 @@ def test_child_subquery_where_and_limit(api: Salesforce) -> None:
 def test_unknown_child_relationship_is_invalid_type(api: Salesforce) -> None:
     with pytest.raises(SalesforceMalformedRequest) as raised:
         api.query("SELECT Id, (SELECT Id FROM Contact) FROM Account")
-    error = raised.value.content[0]
+    error = error_body(raised.value)[0]
     assert error["errorCode"] == "INVALID_TYPE"
     assert "Didn't understand relationship 'Contact' in FROM part of query call" in error["message"]
 
@@ -361,7 +362,7 @@ def test_aggregate_without_group_by(api: Salesforce, org_emulator: Emulator) -> 
 def test_ungrouped_field_is_malformed(api: Salesforce) -> None:
     with pytest.raises(SalesforceMalformedRequest) as raised:
         api.query("SELECT Name, COUNT(Id) FROM Account GROUP BY Industry")
-    error = raised.value.content[0]
+    error = error_body(raised.value)[0]
     assert error["errorCode"] == "MALFORMED_QUERY"
     assert error["message"].endswith("Field must be grouped or aggregated: Name")
 
@@ -369,10 +370,10 @@ def test_ungrouped_field_is_malformed(api: Salesforce) -> None:
 def test_sum_of_text_field_is_invalid(api: Salesforce) -> None:
     with pytest.raises(SalesforceMalformedRequest) as raised:
         api.query("SELECT SUM(Name) FROM Account")
-    assert raised.value.content[0]["errorCode"] == "INVALID_FIELD"
+    assert error_body(raised.value)[0]["errorCode"] == "INVALID_FIELD"
 
 
 def test_alias_outside_aggregate_is_malformed(api: Salesforce) -> None:
     with pytest.raises(SalesforceMalformedRequest) as raised:
         api.query("SELECT Name n FROM Account")
-    assert raised.value.content[0]["errorCode"] == "MALFORMED_QUERY"
+    assert error_body(raised.value)[0]["errorCode"] == "MALFORMED_QUERY"

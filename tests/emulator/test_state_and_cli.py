@@ -14,7 +14,7 @@ import requests
 
 from cora_pipeline.emulator import Emulator, EmulatorSettings
 
-from .helpers import connect, salesforce, trusting_session
+from .helpers import connect, salesforce, sobject, trusting_session
 
 
 def _free_port() -> int:
@@ -71,7 +71,7 @@ def test_state_survives_restart(tmp_path: Path) -> None:
             ]
             == "Gold"
         )
-        described = {f["name"] for f in sf.Account.describe()["fields"]}
+        described = {f["name"] for f in sobject(sf, "Account").describe()["fields"]}
         assert "Phone" not in described
         assert "Website" in described
         integration = second.production.integration_user_id
