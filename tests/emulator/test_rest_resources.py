@@ -306,3 +306,33 @@ def test_rest_create_checks_required_and_writable(fresh_sf: Salesforce) -> None:
         )
     assert error_body(raised.value)[0]["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
     assert error_body(raised.value)[0]["fields"] == ["IsWon"]
+
+
+def test_statement_over_100000_characters_is_malformed(fresh_sf: Salesforce) -> None:
+    padding = " ".join(["Id"] * 40_000)
+    soql = f"SELECT {padding.replace(' ', ', ')} FROM Account"
+    assert len(soql) > 100_000
+    body = {
+        "compositeRequest": [
+            {"method": "GET", "referenceId": "long", "url": "/services/data/v59.0/query?q=" + soql}
+        ]
+    }
+    result: Any = fresh_sf.restful("composite", method="POST", json=body)
+    response = result["compositeResponse"][0]
+    assert response["httpStatusCode"] == 400
+    assert response["body"][0]["errorCode"] == "MALFORMED_QUERY"
+
+
+def test_replication_id_cap(
+    fresh: Emulator, fresh_sf: Salesforce, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cora_pipeline.emulator import rest
+
+    monkeypatch.setattr(rest, "MAX_REPLICATION_IDS", 5)
+    now = fresh.production.admin.now()
+    for index in range(6):
+        fresh.production.admin.create("Case", {"Subject": f"cap {index}"})
+    fresh.production.admin.advance_clock(120)
+    with pytest.raises(SalesforceMalformedRequest) as raised:
+        sobject(fresh_sf, "Case").updated(now - timedelta(minutes=1), now + timedelta(minutes=2))
+    assert error_body(raised.value)[0]["errorCode"] == "EXCEEDED_ID_LIMIT"
