@@ -83,6 +83,9 @@ class Emulator:
         self.settings = settings or EmulatorSettings()
         seed = self.settings.seed
         rng = random.Random(f"emulator:{seed}")
+        # The connected app's key and secret (and the users' passwords) derive from the seed, so
+        # a restarted emulator with a state file keeps serving the tokens it issued. They guard
+        # nothing but this local emulator.
         self.client_id = "3MVG9" + "".join(
             rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._")
             for _ in range(80)
