@@ -73,6 +73,8 @@ def build_definitions(settings: Settings, config_path: str | None = None) -> dg.
     source = config_path or (str(settings.source) if settings.source else None)
     resources["cora"] = CoraResource(config_path=source)
     return dg.Definitions(
+        # The default for every job, so the UI's "Materialize" runs in one process as well.
+        executor=dg.in_process_executor,
         assets=assets,
         asset_checks=asset_checks,
         jobs=jobs,

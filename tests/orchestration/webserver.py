@@ -39,9 +39,13 @@ class Webserver:
     process: subprocess.Popen[bytes]
     log_path: Path
 
-    def graphql(self, query: str) -> dict[str, Any]:
-        response = requests.post(f"{self.url}/graphql", json={"query": query}, timeout=30)
-        response.raise_for_status()
+    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        payload = {"query": query, "variables": variables or {}}
+        response = requests.post(f"{self.url}/graphql", json=payload, timeout=30)
+        if not response.ok:
+            raise RuntimeError(
+                f"GraphQL returned HTTP {response.status_code}: {response.text[:2000]}"
+            )
         body: dict[str, Any] = response.json()
         assert "errors" not in body, body["errors"]
         return body["data"]
@@ -59,11 +63,14 @@ def _bin(name: str) -> str:
 
 
 @contextmanager
-def run_webserver(work_dir: Path, timeout: float = 90.0) -> Iterator[Webserver]:
-    """Run ``dagster-webserver`` on the repository's workspace until the code location loads.
+def run_webserver(
+    work_dir: Path, timeout: float = 90.0, *, dev: bool = False
+) -> Iterator[Webserver]:
+    """Run ``dagster-webserver`` on the repository's workspace, yielding once the location loaded.
 
     ``work_dir`` gets a fresh ``DAGSTER_HOME`` with the repository's dagster.yaml and is the working
-    directory, so without a ``cora.yaml`` there the code location shows the demo org.
+    directory, so without a ``cora.yaml`` there the code location shows the demo org. ``dev`` runs
+    ``dagster dev`` instead, which adds the daemon that dequeues launched runs.
     """
     home = work_dir / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
@@ -72,8 +79,9 @@ def run_webserver(work_dir: Path, timeout: float = 90.0) -> Iterator[Webserver]:
     env = {**os.environ, "DAGSTER_HOME": str(home), "CORA_HOME": str(work_dir / "data")}
     env.pop("CORA_CONFIG", None)
     log_path = work_dir / "webserver.log"
+    program = [_bin("dagster"), "dev"] if dev else [_bin("dagster-webserver")]
     command = [
-        _bin("dagster-webserver"),
+        *program,
         "-h",
         "127.0.0.1",
         "-p",
@@ -82,7 +90,9 @@ def run_webserver(work_dir: Path, timeout: float = 90.0) -> Iterator[Webserver]:
         str(REPO / "workspace.yaml"),
     ]
     with log_path.open("wb") as log_file:
-        # Its own session, so that SIGINT reaches the webserver and its code server together.
+        # Its own session, so that SIGINT reaches the webserver, the daemon and the code server
+        # together. SIGINT goes back to its default action in case this process ignores it, because
+        # dagster dev would then ignore it too.
         process = subprocess.Popen(
             command,
             cwd=work_dir,
@@ -90,6 +100,7 @@ def run_webserver(work_dir: Path, timeout: float = 90.0) -> Iterator[Webserver]:
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_default_signals,
         )
     server = Webserver(f"http://127.0.0.1:{port}", process, log_path)
     try:
@@ -97,6 +108,11 @@ def run_webserver(work_dir: Path, timeout: float = 90.0) -> Iterator[Webserver]:
         yield server
     finally:
         _stop(process)
+
+
+def _default_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _wait_until_loaded(server: Webserver, timeout: float) -> None:
