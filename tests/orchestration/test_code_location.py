@@ -1,6 +1,7 @@
 """The code location names what the contracts promise and keeps secrets out of config."""
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -88,3 +89,14 @@ def test_client_secret_comes_from_env_var(defs: dg.Definitions) -> None:
     assert isinstance(credentials.client_secret, dg.EnvVar)
     assert credentials.client_secret.env_var_name == "ACME_CLIENT_SECRET"
     assert resources["salesforce_globex"].client_secret is None
+
+
+def test_instance_limits_runs_and_pool(dagster_home: Path) -> None:
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        config = instance.get_concurrency_config()
+
+    assert config.pool_config.default_pool_limit == 1
+    assert config.run_queue_config is not None
+    assert config.run_queue_config.tag_concurrency_limits == [
+        {"key": "cora/org", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+    ]
