@@ -121,10 +121,15 @@ def connect_emulator_org(settings: Settings, org: OrgConfig) -> OrgConfig:
     killed loses the tokens it issued after its last state save.
     """
     from cora_pipeline.connect import ConnectionStore, connect_web_server
+    from cora_pipeline.connect.vault import ensure_private_dir
     from cora_pipeline.demo import follow_redirect_browser
     from cora_pipeline.orchestration.emulator_service import ensure_emulator, service_dir
 
-    store = ConnectionStore.open(settings, create_key=True)
+    # Runs of two emulator orgs may start together, and each would otherwise write its own new
+    # vault key file, so only one process at a time may create it.
+    ensure_private_dir(settings.home)
+    with FileLock(settings.home / "vault-key.lock", timeout=60):
+        store = ConnectionStore.open(settings, create_key=True)
     directory = service_dir(settings, org.name)
     directory.mkdir(parents=True, exist_ok=True)
     # One process at a time connects, so parallel step processes do not race for the callback port.
