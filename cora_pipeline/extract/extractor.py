@@ -50,6 +50,7 @@ from cora_pipeline.extract.files import (
     read_manifest,
     write_extract,
 )
+from cora_pipeline.extract.opening import Opening, deleted_window, open_incremental
 from cora_pipeline.extract.query import (
     MAX_QUERY_URI_BYTES,
     QueryScope,
@@ -61,7 +62,7 @@ from cora_pipeline.extract.query import (
 )
 from cora_pipeline.extract.reconcile import known_records, sweep
 from cora_pipeline.extract.schema import plan_fields
-from cora_pipeline.salesforce.client import QueryLocatorExpired, SalesforceClient
+from cora_pipeline.salesforce.client import MAX_BATCH_SIZE, QueryLocatorExpired, SalesforceClient
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,7 @@ class _Plan:
     """Start of the ``deleted`` resource window (coverage minus overlap); None skips the call."""
     deleted_covered: str | None = None
     sweep_reason: str | None = None
+    replicateable: bool = True
     skipped_fields: dict[str, str] = field(default_factory=dict)
     """Fields describe returned that are not extracted, with the reason for each."""
 
@@ -209,8 +211,14 @@ def extract_object(
         if client.usage is None:
             client.read_api_usage(obj.name)
         _check_budget(client, org)
-        describe, reason = _describe(client, org, obj)
-        if describe is None:
+        opening = _open(client, org, obj, data_root, previous, full, now)
+        describe: dict[str, Any] | None
+        if opening is not None and opening.describe is not None:
+            describe = opening.describe
+            reason = _unqueryable_reason(describe, org, obj)
+        else:
+            describe, reason = _describe(client, org, obj)
+        if describe is None or reason:
             olog.warning("%s", reason)
             result.status = "skipped"
             result.message = reason
@@ -221,7 +229,18 @@ def extract_object(
         plan = _plan(describe, org, obj, data_root, previous, full, server_started, olog)
         result.mode = plan.mode
         _extract(
-            client, org, obj, data_root, plan, run_id, started, org_now, result, olog, calls_before
+            client,
+            org,
+            obj,
+            data_root,
+            plan,
+            run_id,
+            started,
+            org_now,
+            result,
+            olog,
+            calls_before,
+            opening,
         )
     except APIBudgetExhausted as exc:
         fields: list[FieldInfo] = []
@@ -290,12 +309,61 @@ def _describe(
                 f"it. Remove it from the org's objects or grant the user access"
             )
         raise
-    if not describe.get("queryable", False):
-        return None, (
-            f"{obj.name} was skipped: describe reports queryable=false for the integration user "
-            f"of org {org.name!r}. Remove it from the org's objects"
-        )
-    return describe, ""
+    return describe, _unqueryable_reason(describe, org, obj)
+
+
+def _unqueryable_reason(describe: dict[str, Any], org: OrgConfig, obj: ObjectConfig) -> str:
+    """Return why the object is skipped when describe reports it not queryable, else ""."""
+    if describe.get("queryable", False):
+        return ""
+    return (
+        f"{obj.name} was skipped: describe reports queryable=false for the integration user "
+        f"of org {org.name!r}. Remove it from the org's objects"
+    )
+
+
+def _open(
+    client: SalesforceClient,
+    org: OrgConfig,
+    obj: ObjectConfig,
+    data_root: Path,
+    previous: Manifest | None,
+    full: bool,
+    now: datetime | None,
+) -> Opening | None:
+    """Send describe, the first incremental page and deletes in one ``/composite`` call.
+
+    Returns None when the run cannot be incremental from the previous extract, so describe goes
+    alone. The query is left out when a sweep is expected, because it must run after the sweep.
+    """
+    if full or previous is None or not previous.watermark_field or not previous.watermark_to:
+        return None
+    org_now = now or client.server_now()
+    replicateable = previous.extra.get("replicateable", True)
+    where: str | None = None
+    default_pages = org.batch_size >= MAX_BATCH_SIZE
+    if default_pages and replicateable and not _sweep_due(data_root, org, obj.name, org_now):
+        watermark_from = _watermark_from(previous, org)
+        where = f"{previous.watermark_field} >= {soql_datetime(watermark_from)}"
+    window = None
+    start = _deleted_start(previous, org)
+    if replicateable and org_now - start < DELETED_WINDOW - timedelta(minutes=5):
+        window = deleted_window(start, org_now)
+    return open_incremental(client, obj.name, previous.fields, where, window)
+
+
+def _watermark_from(previous: Manifest, org: OrgConfig) -> datetime:
+    assert previous.watermark_to is not None
+    return datetime.fromisoformat(previous.watermark_to) - timedelta(seconds=org.overlap_seconds)
+
+
+def _deleted_covered(previous: Manifest) -> str:
+    return previous.deleted_covered_to or previous.server_started_at or previous.started_at
+
+
+def _deleted_start(previous: Manifest, org: OrgConfig) -> datetime:
+    covered = datetime.fromisoformat(_deleted_covered(previous))
+    return covered - timedelta(seconds=org.overlap_seconds)
 
 
 def _plan(
@@ -337,6 +405,7 @@ def _plan(
         mode="full",
         watermark_field=watermark_field,
         previous=previous,
+        replicateable=bool(describe.get("replicateable", True)),
         skipped_fields={skip.name: skip.reason for skip in skipped},
     )
     if full:
@@ -355,12 +424,11 @@ def _plan(
         )
         return plan
 
-    overlap = timedelta(seconds=org.overlap_seconds)
     plan.mode = "incremental"
-    plan.watermark_from = datetime.fromisoformat(previous.watermark_to) - overlap
-    covered = previous.deleted_covered_to or previous.server_started_at or previous.started_at
+    plan.watermark_from = _watermark_from(previous, org)
+    covered = _deleted_covered(previous)
     plan.deleted_covered = covered
-    plan.deleted_from = datetime.fromisoformat(covered) - overlap
+    plan.deleted_from = _deleted_start(previous, org)
     if not describe.get("replicateable", True):
         plan.deleted_from = None
         plan.sweep_reason = (
@@ -388,6 +456,7 @@ def _extract(
     result: ExtractResult,
     olog: ObjectLog,
     calls_before: int,
+    opening: Opening | None,
 ) -> None:
     """Read the records (and deletes) of one run into one extract and commit it."""
     server_started = org_now()
@@ -406,13 +475,24 @@ def _extract(
         if plan.mode == "incremental" and plan.watermark_from is not None:
             where = f"{plan.watermark_field} >= {soql_datetime(plan.watermark_from)}"
         output = _RecordOutput(writer, plan.watermark_field, reread)
-        stats = _query_with_restarts(scope, plan, where, output, writer)
+        first_page = None
+        if (
+            opening is not None
+            and opening.first_page is not None
+            and opening.query_where == where
+            and opening.query_fields == plan.fields
+            and not plan.sweep_reason
+        ):
+            first_page = opening.first_page
+        elif opening is not None and opening.first_page is not None:
+            olog.info("fields or watermark changed since the last extract; querying again")
+        stats = _query_with_restarts(scope, plan, where, output, writer, first_page)
         output.close(plan.fields)
         for record_id in stats.vanished:
             deleted_at.setdefault(record_id, org_now())
 
         deleted_to, sweep_next = _read_deletes(
-            client, obj.name, plan, output, deleted_at, server_started, org_now(), olog
+            client, obj.name, plan, output, deleted_at, server_started, org_now(), olog, opening
         )
         _check_budget(client, org)
 
@@ -438,6 +518,8 @@ def _extract(
             "pages": stats.pages,
             "pieces": stats.pieces,
             "reread": stats.reread,
+            "replicateable": plan.replicateable,
+            "composite_first_page": first_page is not None,
         }
         if plan.skipped_fields:
             extra["skipped_fields"] = plan.skipped_fields
@@ -527,8 +609,13 @@ def _query_with_restarts(
     where: str,
     output: _RecordOutput,
     writer: ExtractWriter,
+    first_page: dict[str, Any] | None,
 ) -> QueryStats:
-    """Run the main SELECT; an expired query locator starts it again from the same watermark."""
+    """Run the main SELECT; an expired query locator starts it again from the same watermark.
+
+    ``first_page`` is the query's first page when the opening ``/composite`` call read it; a
+    restart reads everything again.
+    """
     for attempt in range(MAX_QUERY_RESTARTS + 1):
         work_dir = writer.staging / "pieces"
         work_dir.mkdir(exist_ok=True)
@@ -541,6 +628,7 @@ def _query_with_restarts(
                 stamp_field=plan.watermark_field,
                 sink=output,
                 work_dir=work_dir,
+                first_page=first_page if attempt == 0 else None,
             )
         except QueryLocatorExpired as exc:
             if attempt == MAX_QUERY_RESTARTS:
@@ -604,6 +692,7 @@ def _read_deletes(
     server_started: datetime,
     end: datetime,
     olog: ObjectLog,
+    opening: Opening | None,
 ) -> tuple[str | None, bool]:
     """Call the ``deleted`` resource for an incremental run and add its entries to ``deleted_at``.
 
@@ -613,23 +702,29 @@ def _read_deletes(
     if plan.mode == "full" or plan.deleted_from is None:
         # A full extract proves absence, and a sweep stood in for the resource: coverage restarts.
         return server_started.isoformat(), False
-    start = plan.deleted_from.replace(second=0, microsecond=0)
     # A SystemModstamp newer than the org's clock as the Date header shows it proves the org is
     # further on.
     if output.max_stamp is not None and output.max_stamp > end:
         end = output.max_stamp
-    end = end.replace(second=0, microsecond=0)
-    if end - start < timedelta(minutes=1):
+    window = deleted_window(plan.deleted_from, end)
+    if window is None:
         # The resource needs a window of at least one minute; the next run covers this one.
         return plan.deleted_covered, False
-    try:
-        body = client.deleted(sobject, start.isoformat(), end.isoformat())
-    except SalesforceAPIError as exc:
-        if exc.code != "INVALID_REPLICATION_DATE":
-            raise
-        # The window does not fit the org's delete log (too old, or the org clock disagrees with
-        # the Date header): the sweep of the next run finds what the window would have found.
-        olog.warning("deleted resource rejected the window %s to %s: %s", start, end, exc)
+    start, end = window
+    early = opening.deleted_window if opening is not None else None
+    if opening is not None and early is not None and early[0] == start:
+        # The opening /composite call already read this window.
+        start, end = early
+        body = opening.deleted
+        if body is None:
+            error = opening.deleted_error or {}
+            if error.get("errorCode") == "INVALID_REPLICATION_DATE":
+                olog.warning("deleted resource rejected the window %s to %s: %s", start, end, error)
+                return None, True
+            body = _call_deleted(client, sobject, start, end, olog)
+    else:
+        body = _call_deleted(client, sobject, start, end, olog)
+    if body is None:
         return None, True
     for entry in body.get("deletedRecords") or []:
         deleted_at.setdefault(entry["id"], parse_datetime(entry["deletedDate"]))
@@ -646,6 +741,21 @@ def _read_deletes(
             earliest_text,
         )
     return covered_to, purged
+
+
+def _call_deleted(
+    client: SalesforceClient, sobject: str, start: datetime, end: datetime, olog: ObjectLog
+) -> dict[str, Any] | None:
+    """Call the ``deleted`` resource; None when it rejects the window as invalid."""
+    try:
+        return client.deleted(sobject, start.isoformat(), end.isoformat())
+    except SalesforceAPIError as exc:
+        if exc.code != "INVALID_REPLICATION_DATE":
+            raise
+        # The window does not fit the org's delete log (too old, or the org clock disagrees with
+        # the Date header): the sweep of the next run finds what the window would have found.
+        olog.warning("deleted resource rejected the window %s to %s: %s", start, end, exc)
+        return None
 
 
 def _deleted_table(deleted_at: dict[str, datetime]) -> pa.Table:

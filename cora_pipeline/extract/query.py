@@ -125,19 +125,22 @@ def run_query(
     stamp_field: str | None,
     sink: Callable[[pa.Table], None],
     work_dir: Path,
+    first_page: dict[str, Any] | None = None,
 ) -> QueryStats:
     """Run a SELECT of ``fields`` and hand its records to ``sink`` as Arrow tables.
 
     ``stamp_field`` (SystemModstamp or LastModifiedDate) is repeated in every piece of a split
     SELECT to tell whether a record changed between pieces. ``work_dir`` receives one Parquet file
-    per piece while a split SELECT runs; the caller removes it.
+    per piece while a split SELECT runs; the caller removes it. ``first_page`` is the first page of
+    a single-piece SELECT already read by the caller.
     """
     names = [f.name for f in fields]
     keep = ["Id", stamp_field] if stamp_field else ["Id"]
     pieces = split_fields(names, scope.sobject, where, scope.org.api_version, keep)
     stats = QueryStats(pieces=len(pieces))
     if len(pieces) == 1:
-        for table in _batched(_pages(scope, fields, where, include_deleted, stats)):
+        pages = _pages(scope, fields, where, include_deleted, stats, first_page)
+        for table in _batched(pages):
             stats.records += table.num_rows
             sink(table)
         return stats
@@ -181,6 +184,7 @@ def _pages(
     where: str,
     include_deleted: bool,
     stats: QueryStats,
+    first_page: dict[str, Any] | None = None,
 ) -> Iterator[pa.Table]:
     soql = build_soql([f.name for f in fields], scope.sobject, where)
     for page in scope.client.query_pages(
@@ -188,6 +192,7 @@ def _pages(
         sobject=scope.sobject,
         include_deleted=include_deleted,
         batch_size=scope.org.batch_size,
+        first_page=first_page,
     ):
         stats.pages += 1
         scope.on_page()

@@ -382,21 +382,26 @@ class SalesforceClient:
         sobject: str,
         include_deleted: bool = True,
         batch_size: int = MAX_BATCH_SIZE,
+        first_page: dict[str, Any] | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Yield the records of a SOQL query page by page, following ``nextRecordsUrl``.
 
         ``include_deleted`` uses ``queryAll``, so soft-deleted records arrive with ``IsDeleted`` true.
         A token refresh in the middle resumes at the page that failed, because the query locator
-        belongs to the org, not to the token.
+        belongs to the org, not to the token. ``first_page`` is a query result already read (by a
+        ``/composite`` subrequest); paging then starts at its ``nextRecordsUrl``.
         """
         batch_size = max(MIN_BATCH_SIZE, min(MAX_BATCH_SIZE, batch_size))
-        headers = {"Sforce-Query-Options": f"batchSize={batch_size}"}
+        headers = query_options(batch_size)
         page_number = 1
-        result = self.call(
-            f"query {sobject} page 1",
-            lambda sf: sf.query(soql, include_deleted=include_deleted, headers=headers),
-            sobject=sobject,
-        )
+        if first_page is not None:
+            result = first_page
+        else:
+            result = self.call(
+                f"query {sobject} page 1",
+                lambda sf: sf.query(soql, include_deleted=include_deleted, headers=headers),
+                sobject=sobject,
+            )
         while True:
             yield result["records"]
             next_url: str | None = result.get("nextRecordsUrl")
@@ -408,6 +413,33 @@ class SalesforceClient:
                 partial(_query_more, url=next_url, headers=headers),
                 sobject=sobject,
             )
+
+
+    def composite(
+        self, subrequests: list[dict[str, Any]], sobject: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Send up to 25 subrequests in one ``/composite`` request; return their responses in order.
+
+        Salesforce counts the whole request as one API call ("Send Multiple Requests Using
+        Composite", REST API Developer Guide). ``allOrNone`` is false, so a failed subrequest
+        leaves the others' results intact; each response carries ``httpStatusCode`` and ``body``.
+        """
+        body = {"allOrNone": False, "compositeRequest": subrequests}
+        result = self.call(
+            f"composite {sobject or ''}".strip(),
+            lambda sf: sf.restful("composite", method="POST", json=body) or {},
+            sobject=sobject,
+        )
+        return list(result.get("compositeResponse") or [])
+
+    def resource_path(self, rest: str) -> str:
+        """Return the path of a REST resource of this client's API version, for subrequests."""
+        return f"/services/data/v{self.org.api_version}/{rest}"
+
+
+def query_options(batch_size: int) -> dict[str, str]:
+    """Return the ``Sforce-Query-Options`` header that asks for pages of ``batch_size`` records."""
+    return {"Sforce-Query-Options": f"batchSize={batch_size}"}
 
 
 def _query_more(sf: Salesforce, *, url: str, headers: dict[str, str]) -> Any:
