@@ -1,5 +1,6 @@
 """The whole job against the emulator: OAuth connect, two Dagster syncs, exact rows in DuckDB."""
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +10,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from cora_pipeline.cli import main
 from cora_pipeline.config import DEMO_ORG, Settings, load_settings
 from cora_pipeline.demo import (
     DEMO_SECRET_ENV,
@@ -56,7 +58,9 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, *params: Any) -> list[tuple[
     return con.execute(sql, list(params)).fetchall()
 
 
-def test_two_syncs_record_exact_changes(connected: tuple[Any, Settings], tmp_path: Path) -> None:
+def test_two_syncs_record_exact_changes(
+    connected: tuple[Any, Settings], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     emu, settings = connected
     admin = emu.production.admin
     dagster_home = tmp_path / "dagster_home"
@@ -193,6 +197,14 @@ def test_two_syncs_record_exact_changes(connected: tuple[Any, Settings], tmp_pat
         }
     finally:
         con.close()
+
+    # `cora status` shows the connection and, from the warehouse, the usage and the last syncs.
+    assert main(["--config", str(settings.source), "status", DEMO_ORG]) == 0
+    status = capsys.readouterr().out
+    assert "state           connected" in status
+    assert emu.production.org_id in status
+    assert re.search(r"API usage\s+\d+ of 15000 daily calls", status)
+    assert re.search(r"Case\s+succeeded .* 0 created, 0 updated, 1 deleted", status)
 
     # The runs are in the Dagster instance, as the UI would show them.
     assert instance.get_run_by_id(first.run_id) is not None

@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import json
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 from cora_pipeline.config import (
@@ -23,6 +24,7 @@ from cora_pipeline.connect.oauth import sandbox_for_login_url
 from cora_pipeline.connect.store import ConnectionRecord, ConnectionStore
 from cora_pipeline.connect.vault import GENERATE_KEY_COMMAND, KEY_ENV, NEW_KEY_ENV, parse_keys
 from cora_pipeline.errors import ConfigError, NotConnectedError, VaultError
+from cora_pipeline.warehouse.summary import SyncSummary, read_sync_summaries
 
 FLOW_CHOICES = {
     "web-server": "web_server",
@@ -162,6 +164,9 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
             records[name] = store.get(name) if store else None
         except VaultError as exc:
             failures[name] = str(exc)
+    summaries = read_sync_summaries(
+        settings.data_root, [settings.orgs[name] for name in names], datetime.now(UTC)
+    )
     if args.json:
         payload: list[dict[str, Any]] = []
         for name in names:
@@ -172,7 +177,8 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
                 payload.append({"org": name, "connected": False})
             else:
                 payload.append({**record.to_dict(), "connected": True})
-        _print(json.dumps(payload, indent=2))
+            payload[-1]["sync"] = _summary_dict(summaries.get(name))
+        _print(json.dumps(payload, indent=2, default=str))
         return 1 if failures else 0
     for index, name in enumerate(names):
         if index:
@@ -184,6 +190,7 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
             _print(f"org {name!r}: not connected; run `cora connect {name}`")
         else:
             _print(format_record(record))
+        _print(format_summary(summaries.get(name)))
     return 1 if failures else 0
 
 
@@ -218,6 +225,39 @@ def format_record(record: ConnectionRecord) -> str:
         rows.append(("fix", f"cora connect {record.org}"))
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"  {label:<{width}}  {value}" for label, value in rows)
+
+
+def format_summary(summary: SyncSummary | None) -> str:
+    """Format an org's API usage and the newest sync of each object, read from the warehouse."""
+    if summary is None or (not summary.objects and summary.unavailable is None):
+        return f"  {'sync history':<14}  none yet; run `cora sync` or wait for the schedule"
+    if summary.unavailable:
+        return f"  {'sync history':<14}  {summary.unavailable}"
+    lines = []
+    usage = summary.usage
+    if usage is not None:
+        lines.append(
+            f"  {'API usage':<14}  {usage.used} of {usage.maximum} daily calls ({usage.percent:.1f}%), "
+            f"budget {usage.budget}, as of {usage.as_of:%Y-%m-%d %H:%M} UTC"
+        )
+    lines.append("  last sync per object:")
+    for item in summary.objects:
+        finished = f"{item.finished_at:%Y-%m-%d %H:%M} UTC" if item.finished_at else "-"
+        changes = (
+            "baseline"
+            if item.baseline
+            else f"{item.created} created, {item.updated} updated, {item.deleted} deleted, "
+            f"{item.undeleted} undeleted"
+        )
+        lines.append(
+            f"    {item.sobject:<24} {item.status:<15} {finished}  "
+            f"{item.records_fetched} fetched, {changes}"
+        )
+    return "\n".join(lines)
+
+
+def _summary_dict(summary: SyncSummary | None) -> dict[str, Any] | None:
+    return dataclasses.asdict(summary) if summary is not None else None
 
 
 # cora disconnect
