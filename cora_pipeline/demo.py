@@ -34,6 +34,7 @@ from rich.table import Table
 
 from cora_pipeline.config import DEMO_ORG, Settings, default_data_root, load_settings
 from cora_pipeline.orchestration.runner import dagster_instance, run_sync
+from cora_pipeline.warehouse.store import ANALYST_FILE, WAREHOUSE_FILE
 
 # The name of the variable that carries the secret, not a secret.
 DEMO_SECRET_ENV = "CORA_DEMO_CLIENT_SECRET"  # noqa: S105
@@ -242,7 +243,7 @@ def run_demo(
                 "[bold]4/5[/bold] Changing the org: edits, a system update, creates, "
                 "a delete, and a day passing"
             )
-            mutations = mutate_org(emu.production)
+            mutate_org(emu.production)
 
             console.print("[bold]5/5[/bold] Second sync")
             second = run_sync(settings, DEMO_ORG, instance=instance)
@@ -259,22 +260,12 @@ def run_demo(
         f"\nDone in {time.monotonic() - started:.0f} s. Runs {first.run_id[:8]} and "
         f"{second.run_id[:8]} are in the Dagster instance at {os.environ['DAGSTER_HOME']}."
     )
-    del mutations
     return 0
 
 
-def warehouse_file(settings: Settings) -> Path:
-    from cora_pipeline.warehouse import Warehouse
-
-    wh = Warehouse(settings.data_root)
-    try:
-        return Path(wh.warehouse_path)
-    finally:
-        wh.close()
-
-
 def print_report(console: Console, settings: Settings, first_run: str, second_run: str) -> None:
-    path = warehouse_file(settings)
+    path = settings.data_root / WAREHOUSE_FILE
+    analyst = settings.data_root / ANALYST_FILE
     con = duckdb.connect(str(path), read_only=True)
     try:
         counts = Table(title="Records per object", title_justify="left")
@@ -337,10 +328,18 @@ def print_report(console: Console, settings: Settings, first_run: str, second_ru
         console.print(fields)
     finally:
         con.close()
-    console.print(f"\nWarehouse: {path}")
-    console.print("Query it with the DuckDB CLI (`duckdb -readonly PATH`) or from Python:")
-    console.print(f"  {TRY_QUERY}", highlight=False, soft_wrap=True)
+    console.print(f"\nWarehouse: {path}", highlight=False)
+    console.print(
+        f"Analyst catalog: {analyst} (open this one: it never blocks a scheduled run)",
+        highlight=False,
+    )
+    console.print(
+        "Paste into the DuckDB CLI (`duckdb -readonly` followed by the catalog path):",
+        highlight=False,
+    )
+    console.print(f"  {TRY_QUERY};", highlight=False, soft_wrap=True)
+    console.print("or run it from Python:", highlight=False)
     python_line = (
-        f"import duckdb; duckdb.connect({str(path)!r}, read_only=True).sql({TRY_QUERY!r}).show()"
+        f"import duckdb; duckdb.connect({str(analyst)!r}, read_only=True).sql({TRY_QUERY!r}).show()"
     )
     console.print(f'  python -c "{python_line}"', highlight=False, soft_wrap=True)

@@ -57,6 +57,7 @@ def test_demo_runs_twice(tmp_path: Path) -> None:
         assert re.search(r"HasOptedOutOfEmail\s+│\s+false\s+│\s+true\s+│\s+system", output)
         assert "StageName" in output
         assert f"Warehouse: {tmp_path / 'cora' / 'demo' / 'warehouse.duckdb'}" in output
+        assert f"Analyst catalog: {tmp_path / 'cora' / 'demo' / 'analyst.duckdb'}" in output
 
     instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home)))
     try:
