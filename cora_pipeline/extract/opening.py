@@ -99,15 +99,15 @@ def open_incremental(
         reference = response.get("referenceId")
         ok = 200 <= int(response.get("httpStatusCode") or 0) < 300
         body = response.get("body")
-        error = _error(body)
+        error = None if ok else _error(body)
         if reference == "describe":
             opening.describe = body if ok else None
-            opening.describe_error = None if ok else error
+            opening.describe_error = error
         elif reference == "records":
             opening.first_page = body if ok else None
         elif reference == "deleted":
             opening.deleted = body if ok else None
-            opening.deleted_error = None if ok else error
+            opening.deleted_error = error
     return opening
 
 
