@@ -10,7 +10,9 @@ What one call does, in order:
 1. read the org's API usage from ``/limits`` when this client has not seen it yet, and stop cleanly
    (a ``stopped_budget`` manifest, the watermark unchanged) when it is at the pipeline's budget;
 2. describe the object and choose the fields (``cora_pipeline.extract.schema``); an object the
-   integration user cannot query is skipped with a message;
+   integration user cannot query is skipped with a message. When the previous extract allows an
+   incremental run, describe, the first query page and the ``deleted`` resource go into one
+   ``/composite`` call (``cora_pipeline.extract.opening``);
 3. on incremental runs, when the reconciliation cadence is due (or the ``deleted`` resource cannot
    cover the gap), run the Id-only sweep (``cora_pipeline.extract.reconcile``);
 4. query with ``queryAll`` (soft deletes arrive with ``IsDeleted`` true): everything on the first run
