@@ -129,7 +129,7 @@ def build_object_assets(org: OrgConfig, obj: ObjectConfig) -> list[dg.AssetsDefi
                 f"org {org.name} object {obj.name}: extract {result.status}: {result.message}"
             )
         metadata = _extract_metadata(org, result, time.monotonic() - started)
-        checks = _extract_checks(result.extract_dirs)
+        checks = _extract_checks(result.status, result.extract_dirs)
 
         if result.extract_dirs:
             records_dir = result.extract_dirs[0]
@@ -221,9 +221,9 @@ def _extract_metadata(org: OrgConfig, result: ExtractResult, seconds: float) -> 
     return metadata
 
 
-def _extract_checks(extract_dirs: list[Path]) -> list[Any]:
+def _extract_checks(status: str, extract_dirs: list[Path]) -> list[Any]:
     if not extract_dirs:
-        skipped = CheckOutcome(True, "no extract was written: the object was skipped")
+        skipped = CheckOutcome(True, f"no extract was written (extract status {status})")
         return [
             _check_result(VALID_EXTRACT_CHECK, skipped, dg.AssetCheckSeverity.ERROR),
             _check_result(UNIQUE_IDS_CHECK, skipped, dg.AssetCheckSeverity.ERROR),

@@ -36,7 +36,10 @@ class UsageSnapshot:
     last_run_id: str | None = None
     last_run_started_at: datetime | None = None
     last_run_calls: int = 0
-    """API calls the latest run spent over every object, the estimate for the next run."""
+    """API calls the latest run spent over every object."""
+    expected_run_calls: int = 0
+    """The most calls any recent run spent, the estimate for the next run. A run the budget
+    stopped spends only a few calls, so the latest run alone would underestimate the next one."""
 
     @property
     def known(self) -> bool:
@@ -63,13 +66,19 @@ def read_usage(data_root: Path, org: OrgConfig) -> UsageSnapshot:
     run = [m for m in manifests if newest.run_id is not None and m.run_id == newest.run_id] or [
         newest
     ]
+    calls_by_run: dict[str, int] = {}
+    for manifest in manifests:
+        key = manifest.run_id or manifest.extract_id
+        calls_by_run[key] = calls_by_run.get(key, 0) + manifest.api_calls
+    last_run_calls = sum(m.api_calls for m in run)
     return UsageSnapshot(
         api_used=newest.api_used,
         api_max=newest.api_max,
         observed_at=_parse(newest.finished_at),
         last_run_id=newest.run_id,
         last_run_started_at=min(filter(None, (_parse(m.started_at) for m in run)), default=None),
-        last_run_calls=sum(m.api_calls for m in run),
+        last_run_calls=last_run_calls,
+        expected_run_calls=max(last_run_calls, *calls_by_run.values()),
     )
 
 
@@ -135,7 +144,7 @@ def decide_tick(
 ) -> TickDecision:
     """Decide whether the schedule tick at ``now`` runs the org's job.
 
-    A tick is skipped when the usage plus what the latest run spent would pass the budget, or when
+    A tick is skipped when the usage plus the most any recent run spent would pass the budget, or when
     the latest run started less than the current interval ago. The interval grows with the share of
     the budget used (see ``INTERVAL_STEPS``). Half a base interval of slack lets a run that started
     a little after its tick count as on time.
@@ -156,7 +165,7 @@ def decide_tick(
     share = used / budget if budget else 1.0
     multiplier = interval_multiplier(share)
     interval = base_interval * multiplier
-    expected = usage.last_run_calls
+    expected = usage.expected_run_calls
     as_of = usage.observed_at.strftime("%Y-%m-%d %H:%M UTC") if usage.observed_at else "unknown"
     usage_text = (
         f"API usage {used:,} of {api_max:,} daily calls as of {as_of}, {share:.0%} of the "
@@ -181,7 +190,7 @@ def decide_tick(
             run=False,
             reason=(
                 f"org {org.name}: skipped because the next run would pass the API budget: "
-                f"{usage_text}, and the latest run spent {expected:,} calls. Usage falls as "
+                f"{usage_text}, and a recent run spent {expected:,} calls. Usage falls as "
                 f"Salesforce's rolling 24-hour window moves on; raise api_budget_share to poll "
                 f"sooner. Current interval: {interval_text}."
             ),

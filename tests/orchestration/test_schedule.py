@@ -151,4 +151,27 @@ def test_usage_comes_from_newest_run(tmp_path: Path) -> None:
     assert usage.last_run_id == "run-2"
     assert usage.api_used == 307
     assert usage.last_run_calls == 12
+    assert usage.expected_run_calls == 12
+
+
+def test_expected_calls_from_largest_recent_run(tmp_path: Path) -> None:
+    _usage(tmp_path, used=4_000, calls=40, started=NOW - timedelta(hours=2))
+    # A run the budget stopped: one /limits call per object.
+    for sobject in ("Account", "Contact"):
+        write_usage_extract(
+            tmp_path,
+            "acme",
+            sobject,
+            started=NOW - timedelta(hours=1),
+            api_used=4_990,
+            api_max=API_MAX,
+            api_calls=1,
+            run_id="run-2",
+        )
+    org = _settings(tmp_path).org("acme")
+
+    usage = read_usage(tmp_path, org)
+
+    assert usage.last_run_calls == 2
+    assert usage.expected_run_calls == 40
     assert usage.last_run_started_at == NOW - timedelta(hours=1)
