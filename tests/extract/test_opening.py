@@ -81,3 +81,17 @@ def test_custom_batch_size_queries_outside_composite(harness: Harness) -> None:
 
     assert manifest_of(second).extra["composite_first_page"] is False
     assert second.mode == "incremental"
+
+
+def test_limit_exceeded_on_composite_stops(harness: Harness) -> None:
+    first = harness.extract("Account")
+    harness.admin.faults.fail_next(1, status=403, path_contains="/composite")
+
+    stopped = harness.extract("Account")
+
+    assert stopped.status == "stopped_budget"
+    assert stopped.watermark_to == first.watermark_to
+    assert harness.sleeps == []
+    assert [f.name for f in manifest_of(stopped).fields] == [
+        f.name for f in manifest_of(first).fields
+    ]
