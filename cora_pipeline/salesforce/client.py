@@ -9,7 +9,7 @@ simple-salesforce never logs in by itself. This module adds what direct mode lea
   and jitter; ``REQUEST_LIMIT_EXCEEDED`` is never retried.
 - Every response's ``Sforce-Limit-Info`` header is read (errors included), and every call is counted, so
   the pipeline knows what it spent and how much of the org's daily allocation is left.
-- Every response's ``Date`` header sets the org's clock as this client knows it
+- Every response's ``Date`` header sets the org's clock as the latest response reported it
   (:meth:`SalesforceClient.server_now`), so time windows sent to Salesforce use Salesforce's time.
 - Numbers are parsed as :class:`decimal.Decimal`, so a currency value never passes through a float.
 """
@@ -112,10 +112,6 @@ class ApiUsage:
     @property
     def share(self) -> float:
         return self.used / self.max if self.max else 1.0
-
-    @property
-    def remaining(self) -> int:
-        return max(0, self.max - self.used)
 
 
 class SalesforceClient:
