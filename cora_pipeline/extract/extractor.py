@@ -748,10 +748,28 @@ def _read_deletes(
 def _call_deleted(
     client: SalesforceClient, sobject: str, start: datetime, end: datetime, olog: ObjectLog
 ) -> dict[str, Any] | None:
-    """Call the ``deleted`` resource; None when it rejects the window as invalid."""
+    """Call the ``deleted`` resource; None when it rejects the window as invalid.
+
+    A window with more than 600,000 deleted ids (``EXCEEDED_ID_LIMIT``) is read in two halves.
+    """
     try:
         return client.deleted(sobject, start.isoformat(), end.isoformat())
     except SalesforceAPIError as exc:
+        if exc.code == "EXCEEDED_ID_LIMIT" and end - start >= timedelta(minutes=2):
+            middle = (start + (end - start) / 2).replace(second=0, microsecond=0)
+            olog.info("deleted window %s to %s has too many ids; reading it in halves", start, end)
+            first = _call_deleted(client, sobject, start, middle, olog)
+            second = _call_deleted(client, sobject, middle, end, olog)
+            if first is None or second is None:
+                return None
+            return {
+                "deletedRecords": [
+                    *(first.get("deletedRecords") or []),
+                    *(second.get("deletedRecords") or []),
+                ],
+                "earliestDateAvailable": first.get("earliestDateAvailable"),
+                "latestDateCovered": second.get("latestDateCovered"),
+            }
         if exc.code != "INVALID_REPLICATION_DATE":
             raise
         # The window does not fit the org's delete log (too old, or the org clock disagrees with

@@ -2,6 +2,8 @@
 
 from datetime import timedelta
 
+import pytest
+
 from cora_pipeline.extract.convert import parse_datetime
 from cora_pipeline.extract.files import read_deleted
 from tests.extract.conftest import Harness, deleted_ids, ids_of, manifest_of, records_of
@@ -183,3 +185,22 @@ def test_not_replicateable_object_sweeps_every_run(harness: Harness) -> None:
     assert second.deleted == 0
     # /limits, describe, one sweep page and one query page: no deleted-resource call.
     assert second.api_calls == 4
+
+
+def test_deleted_window_over_id_limit_read_in_halves(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cora_pipeline.emulator import rest
+
+    harness.extract("Account")
+    victims = sorted(r["Id"] for r in harness.admin.records("Account"))[:4]
+    for number, victim in enumerate(victims):
+        harness.admin.hard_delete("Account", victim)
+        harness.admin.advance_clock(120 if number % 2 else 1)
+    harness.admin.advance_clock(120)
+    # The emulator then rejects any window with more than two deleted ids.
+    monkeypatch.setattr(rest, "MAX_REPLICATION_IDS", 2)
+
+    second = harness.extract("Account")
+
+    assert deleted_ids(second) == set(victims)
