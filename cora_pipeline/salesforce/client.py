@@ -410,7 +410,6 @@ class SalesforceClient:
                 sobject=sobject,
             )
 
-
     def composite(
         self, subrequests: list[dict[str, Any]], sobject: str | None = None
     ) -> list[dict[str, Any]]:
