@@ -15,7 +15,8 @@ login host responds over HTTPS) before using it.
 - Secret: the emulator generates its connected app's consumer secret. The emulator process seals it
   with the vault key (AES-256-GCM, the vault's own envelope) into the descriptor, so the secret never
   appears in plain text in a file, in run config or in an environment variable.
-- Stop: :func:`stop_emulator`, or SIGTERM to the ``pid`` in the descriptor.
+- Stop: ``python -m cora_pipeline.orchestration.emulator_service stop ORG``, :func:`stop_emulator`,
+  or SIGTERM to the ``pid`` in the descriptor.
 """
 
 import argparse
@@ -167,6 +168,7 @@ def _start(settings: Settings, org: str, directory: Path, timeout: float) -> Emu
         sys.executable,
         "-m",
         "cora_pipeline.orchestration.emulator_service",
+        "serve",
         "--dir",
         str(directory),
         "--org",
@@ -218,7 +220,14 @@ def _pid_running(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # An exited process that another process started stays a zombie until its parent reaps it.
+    # Linux shows that as state Z in /proc; elsewhere the process counts as running.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return True
+    state = stat.rsplit(")", 1)[-1].split()[:1]
+    return state != ["Z"]
 
 
 def _terminate(pid: int, *, timeout: float) -> None:
@@ -226,11 +235,8 @@ def _terminate(pid: int, *, timeout: float) -> None:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _pid_running(pid):
-            return
-        time.sleep(0.1)
+    if _wait_for_exit(pid, timeout):
+        return
     log.warning(
         "emulator process %d did not stop within %.0f s of SIGTERM; killing it", pid, timeout
     )
@@ -238,8 +244,17 @@ def _terminate(pid: int, *, timeout: float) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         return
-    while _pid_running(pid):
-        time.sleep(0.05)
+    if not _wait_for_exit(pid, 10.0):
+        raise EmulatorStartError(f"emulator process {pid} did not exit after SIGKILL")
+
+
+def _wait_for_exit(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _pid_running(pid):
+            return True
+        time.sleep(0.1)
+    return False
 
 
 # -- the emulator process ------------------------------------------------------------------------
@@ -337,13 +352,35 @@ def serve(directory: Path, org: str, vault_home: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Serve the bundled emulator for one cora org.")
-    parser.add_argument("--dir", type=Path, required=True, help="the org's emulator directory")
-    parser.add_argument("--org", required=True, help="the org's name in the configuration")
-    parser.add_argument("--vault-home", type=Path, required=True, help="the vault's home directory")
+    """Serve an org's emulator (``serve``, started by :func:`ensure_emulator`), or stop it."""
+    parser = argparse.ArgumentParser(description="The bundled emulator of one cora org.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="serve until SIGTERM or SIGINT")
+    serve_parser.add_argument(
+        "--dir", type=Path, required=True, help="the org's emulator directory"
+    )
+    serve_parser.add_argument("--org", required=True, help="the org's name in the configuration")
+    serve_parser.add_argument(
+        "--vault-home", type=Path, required=True, help="the vault's home directory"
+    )
+    stop_parser = commands.add_parser("stop", help="stop the org's background emulator")
+    stop_parser.add_argument("org", help="the org's name in the configuration")
+    stop_parser.add_argument(
+        "--config", help="configuration file (default: $CORA_CONFIG, ./cora.yaml or the demo org)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    return serve(args.dir, args.org, args.vault_home)
+    if args.command == "serve":
+        return serve(args.dir, args.org, args.vault_home)
+    from cora_pipeline.config import load_settings
+
+    settings = load_settings(args.config)
+    settings.org(args.org)
+    if stop_emulator(settings, args.org):
+        print(f"stopped the emulator of org {args.org}")
+    else:
+        print(f"no emulator of org {args.org} is running")
+    return 0
 
 
 if __name__ == "__main__":

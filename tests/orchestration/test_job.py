@@ -2,6 +2,8 @@
 
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -161,3 +163,25 @@ def test_emulator_secret_is_sealed_in_descriptor(emulator_settings: Settings) ->
     for path in service_dir(emulator_settings, "demo").iterdir():
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path.name
+
+
+def test_stop_command_stops_emulator(emulator_settings: Settings) -> None:
+    CoraResource(config_path=str(emulator_settings.source)).org_config("demo")
+    service = read_descriptor(service_dir(emulator_settings, "demo"))
+    assert service is not None
+    command = [
+        sys.executable,
+        "-m",
+        "cora_pipeline.orchestration.emulator_service",
+        "stop",
+        "demo",
+        "--config",
+        str(emulator_settings.source),
+    ]
+
+    stopped = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+
+    assert stopped.stdout.strip() == "stopped the emulator of org demo"
+    assert again.stdout.strip() == "no emulator of org demo is running"
+    assert read_descriptor(service_dir(emulator_settings, "demo")) is None
