@@ -8,6 +8,7 @@ The client parses JSON numbers with ``parse_float=Decimal``, so a ``double``, ``
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 import pyarrow as pa
@@ -40,12 +41,22 @@ def to_arrow(rows: Iterable[dict[str, Any]], fields: list[FieldInfo]) -> pa.Tabl
     schema = arrow_schema(fields)
     columns = []
     for info, target in zip(fields, schema, strict=True):
-        values = [row.get(info.name) for row in rows]
+        values = _values(rows, info.name)
         try:
             columns.append(_column(values, info, target.type))
         except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, ArithmeticError):
             columns.append(_column_by_value(values, info, target.type))
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _values(rows: list[dict[str, Any]], name: str) -> list[Any]:
+    """Return one field of every record, None where a record lacks it."""
+    try:
+        # Query results contain every selected field (null included), so this fast path is the
+        # usual one: map with itemgetter reads about twice as fast as a comprehension with get.
+        return list(map(itemgetter(name), rows))
+    except KeyError:
+        return [row.get(name) for row in rows]
 
 
 def _column(values: list[Any], info: FieldInfo, arrow_type: pa.DataType) -> pa.Array:
