@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 
 from cora_pipeline.errors import CoraError, Terminal
 from cora_pipeline.extract.files import FieldInfo, Manifest
+from cora_pipeline.warehouse import rowhash
 from cora_pipeline.warehouse.sqltext import canonical_text, quote_ident, quote_literal
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ TEMP_TABLES = (
     "x_deleted",
     "x_absent",
     "x_candidates",
+    "x_expected",
     "x_unique",
     "x_old",
     "x_diff",
@@ -61,8 +63,8 @@ TEMP_TABLES = (
     "x_versions",
     "x_kept",
 )
-# Extracts up to this uncompressed size are decoded by pyarrow in memory, larger ones streamed by
-# DuckDB (see ExtractApplier._load_records).
+# A single-row-group extract up to this uncompressed size is decoded by pyarrow in memory (see
+# ExtractApplier._load_records).
 IN_MEMORY_PARQUET_BYTES = 1 << 30
 
 
@@ -178,7 +180,7 @@ class ExtractApplier:
         self.sobject = manifest.object
         self.current = f"{quote_ident(self.org)}.{quote_ident(self.sobject)}"
         self.history = f"{quote_ident(self.org)}.{quote_ident(self.sobject + '_history')}"
-        self.row_hashes = f"cora_meta.{quote_ident(self.org + '.' + self.sobject)}"
+        self.rebuild_row_hashes = False
         self.registered = False
         # What run() wrote to the current table: "nothing", "rows" (those in x_new_rows and x_gone)
         # or "everything" (a baseline, or every row after a schema change).
@@ -220,17 +222,18 @@ class ExtractApplier:
     def _load_records(self) -> None:
         """Expose ``records.parquet`` as the relation ``x_records``.
 
-        DuckDB reads one Parquet row group per thread, so it reads a file of one large row group on
-        one core, while pyarrow decodes the columns in parallel. Files up to
-        ``IN_MEMORY_PARQUET_BYTES`` uncompressed are therefore read into memory by pyarrow. Larger
-        ones are streamed by DuckDB, so memory stays bounded and spills to disk past ``memory_limit``.
+        DuckDB reads Parquet one row group per thread. Extraction writes one row group per page of
+        records, so DuckDB normally streams the file on every core. A file of a single large row
+        group (as ``pyarrow.parquet.write_table`` writes up to 1Mi rows) would read on one core, so
+        pyarrow, which decodes columns in parallel, reads it into memory instead, when it is at most
+        ``IN_MEMORY_PARQUET_BYTES`` uncompressed.
         """
         path = self.extract_dir / "records.parquet"
         metadata = pq.ParquetFile(path).metadata
         uncompressed = sum(
             metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)
         )
-        if uncompressed <= IN_MEMORY_PARQUET_BYTES:
+        if metadata.num_row_groups == 1 and uncompressed <= IN_MEMORY_PARQUET_BYTES:
             self.con.register("x_records", pq.read_table(path))
             self.registered = True
         else:
@@ -274,7 +277,7 @@ class ExtractApplier:
         )
         columns = [c for c in self.new_types if c != "Id"]
         latest = "SystemModstamp DESC NULLS LAST, " if "SystemModstamp" in self.new_types else ""
-        tie_break = self._row_hash_sql("r", columns) if columns else "0"
+        tie_break = rowhash.row_hash_sql("r", columns)
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {unique_table} AS
@@ -850,96 +853,38 @@ class ExtractApplier:
 
     # -- row hashes --------------------------------------------------------------------------
 
-    def _row_hash_signature(self, types: dict[str, str]) -> str:
-        """Return the hashed columns and their types, in table order; Id is never hashed."""
-        return ",".join(f"{name}:{kind}" for name, kind in types.items() if name != "Id")
-
-    def _row_hash_sql(self, alias: str, columns: list[str]) -> str:
-        return "hash(" + ", ".join(f"{alias}.{quote_ident(c)}" for c in columns) + ")"
-
-    def _hashed_columns(self) -> list[str]:
-        return [c for c in column_types(self.con, self.current) if c != "Id"]
-
     def _can_prefilter(self, plan: _Plan) -> bool:
         if self.m.mode == "formula" or plan.write_all or plan.add_columns or plan.retype_columns:
             return False
         if set(self.new_types) != set(self.old_types):
             return False
-        row = fetch_row(
-            self.con,
-            "SELECT signature FROM cora_meta.row_hash_signatures WHERE org = ? AND object = ?",
-            [self.org, self.sobject],
-        )
-        return row is not None and row[0] == self._row_hash_signature(self.old_types)
+        stored = rowhash.stored_signature(self.con, self.org, self.sobject)
+        return stored == rowhash.signature(self.old_types)
 
     def _prefilter_by_row_hash(self) -> tuple[str, str]:
         """Keep only extract rows whose row hash differs from the stored one, and their old rows.
 
-        The hash covers every column but Id, so equal hashes mean an unchanged record unless two
-        different rows collide in 64 bits. Every candidate is then compared field by field.
+        See :mod:`cora_pipeline.warehouse.rowhash`; every candidate is then compared field by field.
         """
+        hashes = rowhash.hash_table(self.org, self.sobject)
         columns = [c for c in self.old_types if c != "Id"]
-        # One join finds changed and new records and, for a full extract, absent ones.
-        join = "FULL JOIN" if self._proves_absence() else "LEFT JOIN"
-        self.con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE x_candidates AS
-            SELECT n.*, h.Id AS snapshot_id FROM x_records n
-            {join} {self.row_hashes} h ON h.Id = n.Id
-            WHERE h.Id IS NULL OR n.Id IS NULL
-                OR h.row_hash <> {self._row_hash_sql("n", columns)}
-            """
-        )
-        self.con.execute(
-            "CREATE OR REPLACE TEMP TABLE x_absent AS "
-            "SELECT snapshot_id AS Id FROM x_candidates WHERE Id IS NULL"
-        )
-        self.con.execute("DELETE FROM x_candidates WHERE Id IS NULL")
+        rowhash.resolve_row_ids(self.con, self.org, self.sobject)
+        rowhash.find_candidates(self.con, hashes, columns, find_absent=self._proves_absence())
+        if not rowhash.fetch_old_rows(self.con, self.current, hashes):
+            self.rebuild_row_hashes = True
         self.con.execute("ALTER TABLE x_candidates DROP COLUMN snapshot_id")
-        candidates = self._deduplicated("x_candidates", "x_unique")
-        self.con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE x_old AS
-            SELECT o.* FROM {self.current} o
-            WHERE o.Id IN (
-                SELECT Id FROM {candidates}
-                UNION ALL SELECT Id FROM x_absent
-                UNION ALL SELECT Id FROM x_deleted
-            )
-            """
-        )
-        return candidates, "x_old"
+        self.con.execute("ALTER TABLE x_candidates DROP COLUMN snapshot_row_id")
+        return self._deduplicated("x_candidates", "x_unique"), "x_old"
 
     def _write_row_hashes(self, rebuild: bool = False) -> None:
-        """Store each current row's hash for the next extract's prefilter.
-
-        Only the rows written now are hashed again, unless ``rebuild`` is set or the table's columns
-        changed, which makes every stored hash stale.
-        """
-        columns = self._hashed_columns()
-        signature = self._row_hash_signature(column_types(self.con, self.current))
-        row = fetch_row(
+        columns = [c for c in column_types(self.con, self.current) if c != "Id"]
+        rowhash.update_hashes(
             self.con,
-            "SELECT signature FROM cora_meta.row_hash_signatures WHERE org = ? AND object = ?",
-            [self.org, self.sobject],
-        )
-        if not rebuild and row is not None and row[0] == signature:
-            self.con.execute(
-                f"DELETE FROM {self.row_hashes} WHERE Id IN "
-                "(SELECT Id FROM x_new_rows UNION ALL SELECT record_id FROM x_gone)"
-            )
-            self.con.execute(
-                f"INSERT INTO {self.row_hashes} "
-                f"SELECT r.Id, {self._row_hash_sql('r', columns)} FROM x_new_rows r"
-            )
-            return
-        self.con.execute(
-            f"CREATE OR REPLACE TABLE {self.row_hashes} AS "
-            f"SELECT o.Id, {self._row_hash_sql('o', columns)} AS row_hash FROM {self.current} o"
-        )
-        self.con.execute(
-            "INSERT OR REPLACE INTO cora_meta.row_hash_signatures VALUES (?, ?, ?)",
-            [self.org, self.sobject, signature],
+            self.org,
+            self.sobject,
+            self.current,
+            columns,
+            rebuild=rebuild or self.rebuild_row_hashes,
         )
 
     # -- sync_runs ---------------------------------------------------------------------------

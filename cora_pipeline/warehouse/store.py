@@ -10,6 +10,7 @@ import duckdb
 
 from cora_pipeline.errors import CoraError, Terminal, Transient
 from cora_pipeline.extract.files import list_extracts, read_manifest
+from cora_pipeline.warehouse import rowhash
 from cora_pipeline.warehouse.analyst import ANALYST_DIR, AnalystCatalog
 from cora_pipeline.warehouse.apply import (
     ApplyResult,
@@ -169,6 +170,7 @@ class Warehouse:
                 con.execute("ROLLBACK")
             raise
         AnalystCatalog.install(staged, consolidated=consolidated)
+        self._resolve_row_ids(manifest.org, manifest.object)
         log.info(
             "applied extract %s of %s.%s (%s): %d created, %d updated, %d deleted, "
             "%d undeleted, %d field changes, %d schema changes%s",
@@ -209,7 +211,12 @@ class Warehouse:
         con.execute("SET max_vacuum_tasks = ?", [VACUUM_TASKS])
         try:
             # The checkpoint only runs when something changed, so resetting the count triggers it.
+            con.execute("BEGIN TRANSACTION")
             con.execute("UPDATE cora_meta.vacuum_state SET deleted_rows = 0")
+            # Vacuuming moves rows, so the row ids stored beside the row hashes would point
+            # elsewhere. A stale one is still caught when the next extract fetches old rows.
+            rowhash.forget_row_ids(con)
+            con.execute("COMMIT")
             con.execute("CHECKPOINT")
         finally:
             con.execute("SET max_vacuum_tasks = 0")
@@ -220,6 +227,23 @@ class Warehouse:
             time.monotonic() - started,
         )
         return True
+
+    def _resolve_row_ids(self, org: str, sobject: str) -> None:
+        """Store the final rowids of the rows just committed, for the next extract's prefilter.
+
+        A process that dies before this leaves them NULL; the next extract resolves them then.
+        """
+        con = self.con
+        if not rowhash.stored_signature(con, org, sobject):
+            return
+        con.execute("BEGIN TRANSACTION")
+        try:
+            rowhash.resolve_row_ids(con, org, sobject)
+            con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise
 
     def _commit(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute("COMMIT")

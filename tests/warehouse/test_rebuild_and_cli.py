@@ -197,3 +197,43 @@ def test_compact_runs_when_deleted_rows_pile_up(
     assert warehouse.con.execute("SELECT deleted_rows FROM cora_meta.vacuum_state").fetchall() == [
         (0,)
     ]
+
+
+def test_stale_row_ids_fall_back_to_ids(
+    writer: ExtractWriter, warehouse: Warehouse, caplog: pytest.LogCaptureFixture
+) -> None:
+    warehouse.apply_extract(writer.write([account(f"a{i}") for i in range(20)]))
+    warehouse.apply_extract(writer.write([account(f"a{i}") for i in range(20)]))
+    warehouse.con.execute('UPDATE cora_meta."acme.Account" SET row_id = (row_id + 7) % 20')
+
+    result = warehouse.apply_extract(
+        writer.write(
+            [account(f"a{i}") for i in range(1, 20)]
+            + [account("a5", Name="Edited", LastModifiedDate=at(1.5))]
+        )
+    )
+
+    assert "no longer match" in caplog.text
+    assert (result.updated, result.deleted, result.field_changes) == (1, 1, 1)
+    assert warehouse.con.execute(
+        'SELECT count(*) FROM cora_meta."acme.Account" h JOIN acme."Account" o '
+        "ON o.rowid = h.row_id AND o.Id = h.Id"
+    ).fetchall() == [(19,)]
+
+
+def test_compact_keeps_row_ids_pointing_at_records(
+    writer: ExtractWriter, warehouse: Warehouse, caplog: pytest.LogCaptureFixture
+) -> None:
+    warehouse.apply_extract(writer.write([account(f"a{i:04d}") for i in range(3000)]))
+    warehouse.apply_extract(writer.write([account(f"a{i:04d}") for i in range(0, 3000, 3)]))
+    warehouse.compact()
+
+    result = warehouse.apply_extract(
+        writer.write(
+            [account(f"a{i:04d}", Name="Edited", LastModifiedDate=at(2.5)) for i in range(0, 30, 3)]
+            + [account(f"a{i:04d}") for i in range(30, 3000, 3)]
+        )
+    )
+
+    assert "no longer match" not in caplog.text
+    assert result.updated == 10
