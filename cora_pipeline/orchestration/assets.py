@@ -38,7 +38,7 @@ VALID_EXTRACT_CHECK = "valid_extract"
 UNIQUE_IDS_CHECK = "unique_ids"
 ROW_COUNT_CHECK = "row_count_matches_salesforce"
 PREVIEW_ROWS = 10
-# Irregular crons have ticks of different lengths; a fixed instant keeps the policy the same in
+# Irregular crons have ticks of different lengths, so a fixed instant keeps the policy the same in
 # every process that loads the definitions.
 FRESHNESS_REFERENCE_TIME = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -138,7 +138,7 @@ def build_object_assets(org: OrgConfig, obj: ObjectConfig) -> list[dg.AssetsDefi
             try:
                 metadata["dagster/column_schema"] = column_schema(read_manifest(records_dir).fields)
             except (OSError, ValueError) as exc:
-                context.log.warning(f"extract {records_dir}: manifest unreadable: {exc}")
+                context.log.warning(f"extract {records_dir}: the manifest cannot be read: {exc}")
         return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
     @dg.asset(
