@@ -223,17 +223,24 @@ def load_keyring(home: Path, *, create: bool, vault_in_use: bool) -> Keyring:
             f"no vault key: set {KEY_ENV} or run `cora connect ORG`, which creates {path}"
         )
     key = VaultKey.generate()
-    write_key_file(path, (key,))
+    try:
+        write_key_file(path, (key,), exclusive=True)
+    except FileExistsError:
+        # Another process created the key file first; use its key, so both encrypt with one key.
+        check_private_file(path)
+        text = path.read_text(encoding="ascii")
+        return Keyring(parse_keys(text, f"key file {path}"), f"key file {path}", path)
     return Keyring((key,), f"key file {path}", path)
 
 
-def write_key_file(path: Path, keys: tuple[VaultKey, ...]) -> None:
+def write_key_file(path: Path, keys: tuple[VaultKey, ...], *, exclusive: bool = False) -> None:
+    """Write the key file atomically; with ``exclusive``, raise FileExistsError if it exists."""
     ensure_private_dir(path.parent)
     lines = [
         "# cora vault keys: the first encrypts, all decrypt. Keep this file private (mode 0600).",
         *(key.encode() for key in keys),
     ]
-    atomic_write(path, ("\n".join(lines) + "\n").encode("ascii"))
+    atomic_write(path, ("\n".join(lines) + "\n").encode("ascii"), exclusive=exclusive)
 
 
 def check_private_file(path: Path) -> None:
@@ -252,11 +259,13 @@ def ensure_private_dir(path: Path) -> None:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, *, exclusive: bool = False) -> None:
     """Write ``data`` to ``path`` with mode 0600 so that readers see the old or the new file.
 
     The temporary file is created with mode 0600 from the start (never wider), synced, renamed over
-    ``path``, and the directory is synced so the rename survives a crash.
+    ``path``, and the directory is synced so the rename survives a crash. With ``exclusive``, the
+    temporary file is hard-linked to ``path`` instead, which raises FileExistsError when ``path``
+    exists, so of two processes creating the same file only one succeeds.
     """
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -265,7 +274,11 @@ def atomic_write(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        temporary.replace(path)
+        if exclusive:
+            os.link(temporary, path)
+            temporary.unlink()
+        else:
+            temporary.replace(path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

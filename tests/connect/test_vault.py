@@ -319,3 +319,37 @@ def test_interrupted_environment_rotation_can_rerun(
     reopened = ConnectionStore.open_home(tmp_path)
     assert [r.org for r in reopened.list()] == ["acme", "beta"]
     assert {r.key_id for r in reopened.list()} == {new_key.key_id}
+
+
+def _create_key_and_report(home: str, start: object, output: object) -> None:
+    from cora_pipeline.connect.vault import load_keyring
+
+    start.wait()  # type: ignore[attr-defined]
+    keyring = load_keyring(Path(home), create=True, vault_in_use=False)
+    output.put(keyring.keys[0].encode())  # type: ignore[attr-defined]
+
+
+def test_processes_creating_key_agree(tmp_path: Path) -> None:
+    """Processes that create the missing key file at once all end up with the same key."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    output = context.Queue()
+    workers = [
+        context.Process(target=_create_key_and_report, args=(str(tmp_path), start, output))
+        for _ in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+
+    keys = {output.get(timeout=5) for _ in workers}
+    on_disk = (tmp_path / "vault.key").read_text(encoding="ascii")
+    assert len(keys) == 1
+    assert next(iter(keys)) in on_disk
+    assert mode_of(tmp_path / "vault.key") == 0o600
+    assert not list(tmp_path.glob(".vault.key.*"))
