@@ -219,7 +219,14 @@ def _parse_org(name: str, body: Any, where: str) -> OrgConfig:
             f"{prefix}: unknown keys {sorted(unknown)}; known keys: {sorted(_ORG_KEYS)}"
         )
     if body.get("emulator"):
-        return demo_org(name=name, **{k: v for k, v in body.items() if k in ("schedule",)})
+        overrides: dict[str, Any] = {
+            key: body[key] for key in ("schedule", "schedule_running") if key in body
+        }
+        if "objects" in body:
+            overrides["objects"] = _parse_objects(body["objects"], prefix)
+        if "api_budget_share" in body:
+            overrides["api_budget_share"] = _parse_share(body["api_budget_share"], prefix)
+        return demo_org(name=name, **overrides)
 
     environment = body.get("environment", "production")
     if environment not in ("production", "sandbox"):
@@ -247,9 +254,7 @@ def _parse_org(name: str, body: Any, where: str) -> OrgConfig:
             f"{prefix}: flow client_credentials works only on the org's My Domain host; "
             f"set login_url to https://<MyDomain>.my.salesforce.com"
         )
-    share = float(body.get("api_budget_share", 0.5))
-    if not 0 < share <= 1:
-        raise ConfigError(f"{prefix}: api_budget_share {share} must be above 0 and at most 1")
+    share = _parse_share(body.get("api_budget_share", 0.5), prefix)
     batch_size = int(body.get("batch_size", 2000))
     if not 200 <= batch_size <= 2000:
         raise ConfigError(
@@ -276,6 +281,16 @@ def _parse_org(name: str, body: Any, where: str) -> OrgConfig:
         formula_refresh_hours=float(body.get("formula_refresh_hours", 24.0)),
         reconcile_hours=float(body.get("reconcile_hours", 24.0)),
     )
+
+
+def _parse_share(raw: Any, prefix: str) -> float:
+    try:
+        share = float(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{prefix}: api_budget_share {raw!r} is not a number") from None
+    if not 0 < share <= 1:
+        raise ConfigError(f"{prefix}: api_budget_share {share} must be above 0 and at most 1")
+    return share
 
 
 def _parse_objects(raw: Any, prefix: str) -> tuple[ObjectConfig, ...]:

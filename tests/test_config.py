@@ -111,3 +111,31 @@ def test_production_is_the_default_login_host() -> None:
     settings = parse_settings({"orgs": {"acme": {"client_id": "k"}}})
     assert settings.org("acme").login_url == PRODUCTION_LOGIN_URL
     assert settings.org("acme").is_sandbox is False
+
+
+def test_emulator_org_keeps_its_settings() -> None:
+    settings = parse_settings(
+        {
+            "orgs": {
+                "sandbox_demo": {
+                    "emulator": True,
+                    "objects": ["Account", "Case"],
+                    "schedule": "0 * * * *",
+                    "schedule_running": True,
+                    "api_budget_share": 0.1,
+                }
+            }
+        }
+    )
+    org = settings.org("sandbox_demo")
+
+    assert org.emulator is True
+    assert [o.name for o in org.objects] == ["Account", "Case"]
+    assert org.schedule == "0 * * * *"
+    assert org.schedule_running is True
+    assert org.api_budget_share == 0.1
+
+
+def test_budget_share_must_be_a_number() -> None:
+    with pytest.raises(ConfigError, match="api_budget_share 'half' is not a number"):
+        parse_settings({"orgs": {"acme": {"client_id": "k", "api_budget_share": "half"}}})
