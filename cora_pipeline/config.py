@@ -21,10 +21,10 @@ the encrypted vault.
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 
@@ -35,6 +35,7 @@ SANDBOX_LOGIN_URL = "https://test.salesforce.com"
 DEFAULT_OBJECTS = ("Account", "Contact", "Opportunity", "Case", "Invoice__c")
 DEFAULT_API_VERSION = "59.0"
 DEMO_ORG = "demo"
+N = TypeVar("N", int, float)
 
 Flow = Literal["web_server", "jwt", "client_credentials"]
 FLOWS: tuple[Flow, ...] = ("web_server", "jwt", "client_credentials")
@@ -255,7 +256,7 @@ def _parse_org(name: str, body: Any, where: str) -> OrgConfig:
             f"set login_url to https://<MyDomain>.my.salesforce.com"
         )
     share = _parse_share(body.get("api_budget_share", 0.5), prefix)
-    batch_size = int(body.get("batch_size", 2000))
+    batch_size = _number(body, "batch_size", 2000, int, prefix)
     if not 200 <= batch_size <= 2000:
         raise ConfigError(
             f"{prefix}: batch_size {batch_size} is outside 200..2000, the range Salesforce accepts"
@@ -269,18 +270,38 @@ def _parse_org(name: str, body: Any, where: str) -> OrgConfig:
         client_secret_env=body.get("client_secret_env"),
         username=body.get("username"),
         private_key_file=body.get("private_key_file"),
-        callback_port=int(body.get("callback_port", 1717)),
+        callback_port=_port(_number(body, "callback_port", 1717, int, prefix), prefix),
         ca_file=body.get("ca_file"),
         api_version=str(body.get("api_version", DEFAULT_API_VERSION)),
         objects=_parse_objects(body.get("objects"), prefix),
         schedule=str(body.get("schedule", "*/30 * * * *")),
         schedule_running=bool(body.get("schedule_running", False)),
         api_budget_share=share,
-        overlap_seconds=int(body.get("overlap_seconds", 300)),
+        overlap_seconds=_number(body, "overlap_seconds", 300, int, prefix),
         batch_size=batch_size,
-        formula_refresh_hours=float(body.get("formula_refresh_hours", 24.0)),
-        reconcile_hours=float(body.get("reconcile_hours", 24.0)),
+        formula_refresh_hours=_number(body, "formula_refresh_hours", 24.0, float, prefix),
+        reconcile_hours=_number(body, "reconcile_hours", 24.0, float, prefix),
     )
+
+
+def _number(
+    body: Mapping[str, Any], key: str, default: N, kind: Callable[[Any], N], prefix: str
+) -> N:
+    raw = body.get(key, default)
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{prefix}: {key} {raw!r} is not {what}") from None
+    if value < 0:
+        raise ConfigError(f"{prefix}: {key} {value} must not be negative")
+    return value
+
+
+def _port(port: int, prefix: str) -> int:
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{prefix}: callback_port {port} is not a TCP port (1..65535)")
+    return port
 
 
 def _parse_share(raw: Any, prefix: str) -> float:

@@ -89,6 +89,10 @@ def test_client_secret_comes_from_the_environment(monkeypatch: pytest.MonkeyPatc
         ({"client_id": "k", "objects": ["Account", "Account"]}, "objects listed twice"),
         ({"client_id": "k", "objects": ["Bad Name"]}, "'Bad Name' is not a valid sObject"),
         ({"client_id": "k", "colour": "blue"}, "unknown keys \\['colour'\\]"),
+        ({"client_id": "k", "batch_size": "lots"}, "batch_size 'lots' is not a whole number"),
+        ({"client_id": "k", "callback_port": 70000}, "callback_port 70000 is not a TCP port"),
+        ({"client_id": "k", "overlap_seconds": -5}, "overlap_seconds -5 must not be negative"),
+        ({"client_id": "k", "reconcile_hours": "daily"}, "reconcile_hours 'daily' is not a number"),
     ],
 )
 def test_invalid_org_settings_are_named(org_body: dict[str, object], message: str) -> None:
