@@ -10,8 +10,8 @@ Rules the diff follows:
 - Audit fields (SystemModstamp, LastModifiedDate, LastModifiedById, LastViewedDate,
   LastReferencedDate) are never compared as fields. They decide the ``cause`` of each field change:
   ``edit`` when LastModifiedDate moved, and ``system`` when only SystemModstamp moved. When neither
-  moved, the cause is ``formula`` for a calculated field and ``unknown`` for any other field, which
-  happens only on objects without those audit fields.
+  moved, the cause is ``formula`` for a calculated field and ``unknown`` for any other field: on objects
+  without those audit fields, or for a value that changed while its field was hidden or removed.
 - IsDeleted is not compared as a field either: its moves are the ``deleted`` and ``undeleted`` record
   changes. Any other field that changed with it is listed in that record change's ``changed_fields``.
 - Two values of the same type compare as typed values, so ``1`` and ``1.0`` of a decimal field are equal.

@@ -155,3 +155,21 @@ def test_retyped_field_is_recorded_once(writer: ExtractWriter, warehouse: Wareho
         ("a1", Decimal("1.00")),
         ("a2", Decimal("3.00")),
     ]
+
+
+def test_change_while_hidden_has_unknown_cause(writer: ExtractWriter, warehouse: Warehouse) -> None:
+    hidden_fields = without(ACCOUNT_FIELDS, "NumberOfEmployees")
+    warehouse.apply_extract(writer.write([account("a1")]))
+    warehouse.apply_extract(
+        writer.write(
+            [account("a1", LastModifiedDate=at(1.5), SystemModstamp=at(1.5))],
+            fields=hidden_fields,
+        )
+    )
+    warehouse.apply_extract(
+        writer.write(
+            [account("a1", NumberOfEmployees=99, LastModifiedDate=at(1.5), SystemModstamp=at(1.5))]
+        )
+    )
+
+    assert field_changes(warehouse) == [("a1", "NumberOfEmployees", "10", "99", "unknown", "run-3")]
