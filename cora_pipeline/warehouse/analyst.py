@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 ANALYST_DIR = "analyst"
 # sync_runs goes last because its per-extract file marks that extract as exported.
+# TODO: merge old per-extract change files; after thousands of extracts every query over the change
+# tables opens thousands of small files.
 EXPORT_ORDER = ("record_changes", "field_changes", "schema_changes", "sync_runs")
 # Past this many delta files per object, the next publish writes one consolidated file instead.
 MAX_DELTA_FILES = 64
