@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 
+from cora_pipeline.extract.files import FieldInfo
 from cora_pipeline.warehouse import ExtractOrderError, Warehouse
 
 from .builders import ExtractWriter, account, at, rows
@@ -363,3 +364,30 @@ def test_repeated_record_keeps_latest_copy(writer: ExtractWriter, warehouse: War
     assert result.current_rows == 1
     assert field_changes(warehouse) == [("a1", "Name", "Later", "New copy", "edit", "run-2")]
     assert rows(warehouse, 'SELECT count(*) FROM acme."Account_history"') == [(2,)]
+
+
+def test_object_without_audit_fields(writer: ExtractWriter, warehouse: Warehouse) -> None:
+    fields = [
+        FieldInfo("Id", "id", "string"),
+        FieldInfo("Name", "string", "string"),
+        FieldInfo("Score__c", "int", "int64", calculated=True),
+    ]
+    warehouse.apply_extract(
+        writer.write(
+            [{"Id": "x1", "Name": "One", "Score__c": 1}], sobject="Thing__c", fields=fields
+        )
+    )
+    warehouse.apply_extract(
+        writer.write(
+            [{"Id": "x1", "Name": "Uno", "Score__c": 2}], sobject="Thing__c", fields=fields
+        )
+    )
+
+    assert field_changes(warehouse) == [
+        ("x1", "Name", "One", "Uno", "unknown", "run-2"),
+        ("x1", "Score__c", "1", "2", "formula", "run-2"),
+    ]
+    assert rows(
+        warehouse,
+        'SELECT Name, valid_from, valid_to FROM acme."Thing__c_history" ORDER BY valid_from',
+    ) == [("One", at(1), at(2)), ("Uno", at(2), None)]
