@@ -26,7 +26,7 @@ Rules the diff follows:
 # literals passed through quote_literal; values travel as bound parameters.
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,19 +35,18 @@ import duckdb
 import pyarrow.parquet as pq
 
 from cora_pipeline.errors import CoraError, Terminal
-from cora_pipeline.extract.files import FieldInfo, Manifest
+from cora_pipeline.extract.files import Manifest
 from cora_pipeline.warehouse import rowhash
+from cora_pipeline.warehouse.fieldplan import (
+    AUDIT_FIELDS,
+    FieldPlan,
+    FieldPlanner,
+    SchemaChange,
+)
 from cora_pipeline.warehouse.sqltext import canonical_text, quote_ident, quote_literal
 
 log = logging.getLogger(__name__)
 
-AUDIT_FIELDS = (
-    "SystemModstamp",
-    "LastModifiedDate",
-    "LastModifiedById",
-    "LastViewedDate",
-    "LastReferencedDate",
-)
 HISTORY_COLUMNS = ("valid_from", "valid_to", "is_deleted", "extract_id")
 CHANGE_STRUCT = "STRUCT(field VARCHAR, old VARCHAR, new VARCHAR, calculated BOOLEAN)[]"
 TEMP_TABLES = (
@@ -89,35 +88,6 @@ class ApplyResult:
     already_applied: bool = False
     current_rows: int = 0
     baseline: bool = False
-
-
-@dataclass
-class SchemaChange:
-    field: str
-    change: str
-    old_type: str | None
-    new_type: str | None
-
-
-@dataclass
-class ComparedField:
-    name: str
-    old_type: str
-    new_type: str
-    calculated: bool
-    gone_since: str | None = None
-
-
-@dataclass
-class _Plan:
-    """The field-level decisions for one extract, made before any row is read."""
-
-    compared: list[ComparedField] = field(default_factory=list)
-    schema_changes: list[SchemaChange] = field(default_factory=list)
-    add_columns: list[tuple[str, str]] = field(default_factory=list)
-    retype_columns: list[tuple[str, str]] = field(default_factory=list)
-    registry_rows: list[tuple[Any, ...]] = field(default_factory=list)
-    write_all: bool = False
 
 
 def parse_timestamp(value: str | None) -> datetime | None:
@@ -165,10 +135,6 @@ def as_of_macro_sql(macro: str, history: str) -> str:
     )
 
 
-def type_label(sf_type: str, duckdb_type: str) -> str:
-    return f"{sf_type} ({duckdb_type})"
-
-
 class ExtractApplier:
     """Apply one extract inside an open transaction; :meth:`run` returns what it changed."""
 
@@ -186,7 +152,6 @@ class ExtractApplier:
         # or "everything" (a baseline, or every row after a schema change).
         self.written = "nothing"
         self.detected_at = parse_timestamp(manifest.finished_at)
-        self.fields_by_name = {f.name: f for f in manifest.fields}
         self.result = ApplyResult(
             org=self.org,
             object=self.sobject,
@@ -295,27 +260,6 @@ class ExtractApplier:
         for name in TEMP_TABLES:
             self.con.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
-    def _field_info(self, name: str) -> FieldInfo:
-        info = self.fields_by_name.get(name)
-        if info is not None:
-            return info
-        # A column the manifest does not describe still gets a type from the Parquet schema.
-        return FieldInfo(name=name, type="unknown", arrow_type="unknown")
-
-    def _registry_row(self, name: str, state: str, gone_since: str | None) -> tuple[Any, ...]:
-        info = self._field_info(name)
-        return (
-            self.org,
-            self.sobject,
-            name,
-            info.type,
-            info.arrow_type,
-            self.new_types[name],
-            info.calculated,
-            state,
-            gone_since,
-        )
-
     def _write_registry(self, rows: list[tuple[Any, ...]]) -> None:
         if rows:
             self.con.executemany(
@@ -348,7 +292,8 @@ class ExtractApplier:
             f"FROM {records}",
             {"detected": self.detected_at, "extract_id": self.m.extract_id},
         )
-        self._write_registry([self._registry_row(c, "active", None) for c in columns])
+        planner = FieldPlanner(self.con, self.m, self.new_types, {})
+        self._write_registry([planner.registry_row(c, "active", None) for c in columns])
         self._create_as_of_macro()
         self._write_row_hashes(rebuild=True)
         self.result.baseline = True
@@ -359,9 +304,9 @@ class ExtractApplier:
 
     # -- diff --------------------------------------------------------------------------------
 
-    def _apply_diff(self) -> _Plan:
+    def _apply_diff(self) -> FieldPlan:
         self.old_types = column_types(self.con, self.current)
-        plan = self._plan_fields()
+        plan = FieldPlanner(self.con, self.m, self.new_types, self.old_types).plan()
         if self._can_prefilter(plan):
             new_rel, old_rel = self._prefilter_by_row_hash()
         else:
@@ -381,102 +326,10 @@ class ExtractApplier:
         self._count_deleted_rows()
         return plan
 
-    def _plan_fields(self) -> _Plan:
-        plan = _Plan()
-        skip = {"Id", "IsDeleted", *AUDIT_FIELDS}
-        if self.m.mode == "formula":
-            for name, new_type in self.new_types.items():
-                if name in skip or name not in self.old_types:
-                    continue
-                old_type = self.old_types[name]
-                calculated = self._field_info(name).calculated
-                plan.compared.append(ComparedField(name, old_type, new_type, calculated))
-            return plan
-
-        registry = {
-            row[0]: row
-            for row in self.con.execute(
-                "SELECT field, sf_type, duckdb_type, state, gone_since, arrow_type, calculated "
-                "FROM cora_meta.fields "
-                "WHERE org = ? AND object = ?",
-                [self.org, self.sobject],
-            ).fetchall()
-        }
-        hidden = set(self.m.extra.get("hidden_fields") or ())
-        for name, new_type in self.new_types.items():
-            info = self._field_info(name)
-            known = registry.get(name)
-            if known is None or name not in self.old_types:
-                plan.schema_changes.append(
-                    SchemaChange(name, "added", None, type_label(info.type, new_type))
-                )
-                plan.add_columns.append((name, new_type))
-                plan.registry_rows.append(self._registry_row(name, "active", None))
-                plan.write_all = True
-                continue
-            _, old_sf_type, old_duckdb_type, state, gone_since, _, _ = known
-            old_type = self.old_types[name]
-            if state != "active":
-                change = "visible" if state == "hidden" else "added"
-                plan.schema_changes.append(
-                    SchemaChange(
-                        name,
-                        change,
-                        type_label(old_sf_type, old_duckdb_type),
-                        type_label(info.type, new_type),
-                    )
-                )
-                plan.write_all = True
-            if (old_sf_type, old_type) != (info.type, new_type):
-                plan.schema_changes.append(
-                    SchemaChange(
-                        name,
-                        "retyped",
-                        type_label(old_sf_type, old_duckdb_type),
-                        type_label(info.type, new_type),
-                    )
-                )
-                if old_type != new_type:
-                    plan.retype_columns.append((name, new_type))
-                plan.write_all = True
-            if state != "active" or (old_sf_type, old_type) != (info.type, new_type):
-                plan.registry_rows.append(self._registry_row(name, "active", None))
-            if name not in skip:
-                plan.compared.append(
-                    ComparedField(
-                        name,
-                        old_type,
-                        new_type,
-                        info.calculated,
-                        gone_since if state != "active" else None,
-                    )
-                )
-        for name, (_, sf_type, duckdb_type, state, _, arrow_type, calculated) in registry.items():
-            if state != "active" or name in self.new_types:
-                continue
-            change = "hidden" if name in hidden else "removed"
-            plan.schema_changes.append(
-                SchemaChange(name, change, type_label(sf_type, duckdb_type), None)
-            )
-            plan.registry_rows.append(
-                (
-                    self.org,
-                    self.sobject,
-                    name,
-                    sf_type,
-                    arrow_type,
-                    duckdb_type,
-                    calculated,
-                    change,
-                    self.m.extract_id,
-                )
-            )
-        return plan
-
     def _both(self, name: str) -> bool:
         return name in self.new_types and name in self.old_types
 
-    def _compute_diff(self, plan: _Plan, new_rel: str, old_rel: str) -> None:
+    def _compute_diff(self, plan: FieldPlan, new_rel: str, old_rel: str) -> None:
         """Create ``x_diff``: one row per extract record that must be written, with its changes.
 
         ``new_rel`` contains extract rows and ``old_rel`` the snapshot rows to compare them with.
@@ -626,7 +479,7 @@ class ExtractApplier:
             """
         )
 
-    def _alter_tables(self, plan: _Plan) -> None:
+    def _alter_tables(self, plan: FieldPlan) -> None:
         for table in (self.current, self.history):
             for name, duckdb_type in plan.add_columns:
                 self.con.execute(
@@ -643,7 +496,7 @@ class ExtractApplier:
         if plan.add_columns:
             self._create_as_of_macro()
 
-    def _write_changes(self, plan: _Plan) -> None:
+    def _write_changes(self, plan: FieldPlan) -> None:
         params = {
             "org": self.org,
             "object": self.sobject,
@@ -853,7 +706,7 @@ class ExtractApplier:
 
     # -- row hashes --------------------------------------------------------------------------
 
-    def _can_prefilter(self, plan: _Plan) -> bool:
+    def _can_prefilter(self, plan: FieldPlan) -> bool:
         if self.m.mode == "formula" or plan.write_all or plan.add_columns or plan.retype_columns:
             return False
         if set(self.new_types) != set(self.old_types):
