@@ -70,3 +70,43 @@ def test_unknown_command_exits_with_usage(capsys: pytest.CaptureFixture[str]) ->
 
     assert excinfo.value.code == 2
     assert "invalid choice: 'frobnicate'" in capsys.readouterr().err
+
+
+def _write_org_config(tmp_path: Path) -> Path:
+    config = tmp_path / "cora.yaml"
+    config.write_text(
+        "orgs:\n  acme:\n    client_id: key\n    client_secret_env: ACME_SECRET\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+def test_sync_names_unset_secret_variable(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ACME_SECRET", raising=False)
+
+    status = main(["--config", str(_write_org_config(tmp_path)), "sync", "acme"])
+
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "environment variable ACME_SECRET is not set" in err
+    assert "Traceback" not in err
+
+
+def test_sync_of_unconnected_org_says_connect(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cora_pipeline.config import load_settings
+    from cora_pipeline.connect import ConnectionStore
+
+    config = _write_org_config(tmp_path)
+    monkeypatch.setenv("ACME_SECRET", "not-a-real-secret")
+    ConnectionStore.open(load_settings(config), create_key=True)
+
+    status = main(["--config", str(config), "sync", "acme"])
+
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "org 'acme' is not connected; run `cora connect acme` first" in err
+    assert "Traceback" not in err

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+from dagster._utils.error import SerializableErrorInfo
 
-from cora_pipeline.config import Settings
-from cora_pipeline.errors import ConfigError
+from cora_pipeline.config import OrgConfig, Settings
+from cora_pipeline.errors import ConfigError, NotConnectedError, ReauthorizationRequired
 from cora_pipeline.orchestration.definitions import build_definitions
 from cora_pipeline.orchestration.keys import FULL_REFRESH_TAG, extract_key, job_name, warehouse_key
 
@@ -49,10 +50,16 @@ def run_sync(
     objects: list[str] | None = None,
     full: bool = False,
     instance: dg.DagsterInstance | None = None,
-    console_log_level: str = "ERROR",
+    console_log_level: str = "CRITICAL",
 ) -> SyncOutcome:
-    """Materialize an org's assets (or some objects' assets) in process and wait for the result."""
+    """Materialize an org's assets (or some objects' assets) in process and wait for the result.
+
+    What a run cannot succeed without (the client secret's environment variable, a stored
+    connection that does not need re-authorization) is checked first, so the error is one line
+    with the fix instead of a failed run.
+    """
     org_config = settings.org(org)
+    check_ready(settings, org_config)
     known = [o.name for o in org_config.objects]
     selected = objects or known
     unknown = sorted(set(selected) - set(known))
@@ -79,9 +86,34 @@ def run_sync(
     error = None
     if not result.success:
         failures = [
-            event.step_failure_data.error.message.strip()
+            f"{event.step_key}: {root_cause(event.step_failure_data.error)}"
             for event in result.all_events
             if event.is_step_failure and event.step_failure_data.error
         ]
-        error = "\n".join(failures) or "the run failed; see the Dagster UI for its events"
+        error = "\n".join(failures) or "the run failed; the Dagster UI shows its events"
     return SyncOutcome(run_id=result.run_id, success=result.success, error=error)
+
+
+def check_ready(settings: Settings, org: OrgConfig) -> None:
+    """Raise a CoraError naming the fix when a run of ``org`` would fail before its first call."""
+    if org.emulator:
+        # The resource starts the bundled emulator and connects the org by itself.
+        return
+    _ = org.client_secret  # raises ConfigError naming the unset environment variable
+    from cora_pipeline.connect import ConnectionStore, reauthorization_command
+
+    store = ConnectionStore.open(settings)
+    record = store.get(org.name)
+    if record is None:
+        raise NotConnectedError(org.name)
+    if record.needs_reauthorization:
+        raise ReauthorizationRequired(
+            org.name, record.reauthorization_reason, reauthorization_command(org, record)
+        )
+
+
+def root_cause(error: SerializableErrorInfo) -> str:
+    """Return the innermost exception's message of a step failure, without the stack trace."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
