@@ -10,6 +10,11 @@ from pathlib import Path
 from .catalog import DATA_OBJECTS, DEFAULT_SIZES
 from .emulator import Emulator, EmulatorSettings
 
+# `cora connect` listens on /callback; /OauthRedirect is what the Salesforce CLI registers.
+DEFAULT_CALLBACK_URLS = ("http://127.0.0.1:1717/callback", "http://127.0.0.1:1717/OauthRedirect")
+# The name of the variable the printed configuration reads the secret from, not a secret.
+SECRET_ENV = "CORA_EMULATOR_CLIENT_SECRET"  # noqa: S105
+
 
 def _sizes(text: str) -> dict[str, int]:
     sizes = dict(DEFAULT_SIZES)
@@ -57,8 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--callback-url",
         action="append",
         dest="callback_urls",
-        help="OAuth callback URL registered on the connected app (repeatable; default "
-        "http://127.0.0.1:1717/OauthRedirect)",
+        help="OAuth callback URL registered on the connected app (repeatable; default: "
+        f"{' and '.join(DEFAULT_CALLBACK_URLS)})",
     )
     parser.add_argument(
         "--daily-api-limit", type=int, default=15_000, help="API requests per org per 24 hours"
@@ -102,9 +107,30 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
         state_file=args.state_file,
         activity_rate=args.activity_rate,
     )
-    if args.callback_urls:
-        settings.callback_urls = tuple(args.callback_urls)
+    settings.callback_urls = tuple(args.callback_urls or DEFAULT_CALLBACK_URLS)
     return settings
+
+
+def config_snippet(emulator: Emulator) -> str:
+    """Return the ``cora.yaml`` entry and commands that connect the emulator's Production org."""
+    return "\n".join(
+        [
+            "To sync its Production org with cora, add this org to cora.yaml:",
+            "",
+            "  orgs:",
+            "    emulated:",
+            f"      login_url: {emulator.login_url}",
+            f"      client_id: {emulator.client_id}",
+            f"      client_secret_env: {SECRET_ENV}",
+            f"      ca_file: {emulator.ca_file}",
+            "      callback_port: 1717",
+            "",
+            f"then run: export {SECRET_ENV}=<the client secret above>; cora connect emulated",
+            "Ports and the CA change on every start unless --login-port, --production-port and",
+            "--data-dir keep them; the org's data survives restarts only with --state-file.",
+            "",
+        ]
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
                 f"{org.name}: org id {org.org_id}, instance {org.instance_url}, "
                 f"admin {org.admin_username} / {org.admin_password}"
             )
+        print()
+        print(config_snippet(emulator))
         print("Serving until interrupted (Ctrl+C).", flush=True)
         previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
