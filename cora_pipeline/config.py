@@ -174,7 +174,10 @@ def parse_settings(raw: Any, source: Path | None = None) -> Settings:
     orgs_raw = raw.get("orgs") or {}
     if not isinstance(orgs_raw, Mapping):
         raise ConfigError(f"{where}: `orgs` must be a mapping of org name to settings")
-    orgs = {name: _parse_org(str(name), body, where) for name, body in orgs_raw.items()}
+    source_dir = source.parent if source is not None else None
+    orgs = {
+        str(name): _parse_org(str(name), body, where, source_dir) for name, body in orgs_raw.items()
+    }
     if not orgs:
         orgs = {DEMO_ORG: demo_org()}
     return Settings(data_root=data_root, orgs=orgs, source=source)
@@ -203,7 +206,7 @@ _ORG_KEYS = {
 }
 
 
-def _parse_org(name: str, body: Any, where: str) -> OrgConfig:
+def _parse_org(name: str, body: Any, where: str, source_dir: Path | None = None) -> OrgConfig:
     prefix = f"{where}: org {name!r}"
     if not ORG_NAME.match(name):
         raise ConfigError(
@@ -271,7 +274,7 @@ def _parse_org(name: str, body: Any, where: str) -> OrgConfig:
         username=body.get("username"),
         private_key_file=body.get("private_key_file"),
         callback_port=_port(_number(body, "callback_port", 1717, int, prefix), prefix),
-        ca_file=body.get("ca_file"),
+        ca_file=_ca_file(body.get("ca_file"), prefix, source_dir),
         api_version=str(body.get("api_version", DEFAULT_API_VERSION)),
         objects=_parse_objects(body.get("objects"), prefix),
         schedule=str(body.get("schedule", "*/30 * * * *")),
@@ -302,6 +305,20 @@ def _port(port: int, prefix: str) -> int:
     if not 1 <= port <= 65535:
         raise ConfigError(f"{prefix}: callback_port {port} is not a TCP port (1..65535)")
     return port
+
+
+def _ca_file(raw: Any, prefix: str, source_dir: Path | None) -> str | None:
+    if raw is None:
+        return None
+    path = Path(str(raw)).expanduser()
+    if not path.is_absolute() and source_dir is not None:
+        path = source_dir / path
+    if not path.is_file():
+        raise ConfigError(
+            f"{prefix}: ca_file {raw} does not exist; point it at the PEM file of the CA that "
+            f"signed the login host's certificate, or remove it to use the system's CA bundle"
+        )
+    return str(path)
 
 
 def _parse_share(raw: Any, prefix: str) -> float:

@@ -143,3 +143,21 @@ def test_emulator_org_keeps_its_settings() -> None:
 def test_budget_share_must_be_a_number() -> None:
     with pytest.raises(ConfigError, match="api_budget_share 'half' is not a number"):
         parse_settings({"orgs": {"acme": {"client_id": "k", "api_budget_share": "half"}}})
+
+
+def test_missing_ca_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "cora.yaml"
+    path.write_text(
+        "orgs:\n  acme:\n    client_id: k\n    ca_file: missing-ca.pem\n", encoding="utf-8"
+    )
+
+    with pytest.raises(ConfigError, match="ca_file missing-ca.pem does not exist"):
+        load_settings(path)
+
+
+def test_relative_ca_file_is_found_beside_config(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not checked here", encoding="utf-8")
+    path = tmp_path / "cora.yaml"
+    path.write_text("orgs:\n  acme:\n    client_id: k\n    ca_file: ca.pem\n", encoding="utf-8")
+
+    assert load_settings(path).org("acme").ca_file == str(tmp_path / "ca.pem")

@@ -135,10 +135,14 @@ def request_token(
             org=org_config.name,
             status=status,
         ) from None
-    except requests.RequestException as exc:
+    except requests.exceptions.SSLError as exc:
+        raise AuthorizationError(
+            f"org {org_config.name!r}: {action} failed: {transport_failure(org_config, exc)}"
+        ) from None
+    except OSError as exc:
+        # requests' errors are OSErrors; so is a CA bundle file that does not exist.
         raise TransientAPIError(
-            f"org {org_config.name!r}: {action} failed: {org_config.login_url} is unreachable "
-            f"({type(exc).__name__}: {exc})",
+            f"org {org_config.name!r}: {action} failed: {transport_failure(org_config, exc)}",
             org=org_config.name,
         ) from None
     except ValueError as exc:
@@ -290,8 +294,8 @@ def revoke_token(org_config: OrgConfig, login_url: str, token: str) -> tuple[boo
             response = session.revoke_token(
                 endpoint(login_url, REVOKE_PATH), token=token, verify=verify_option(org_config)
             )
-    except requests.RequestException as exc:
-        return False, f"{login_url} is unreachable ({type(exc).__name__}: {exc})"
+    except OSError as exc:
+        return False, transport_failure(org_config, exc, login_url)
     if response.status_code == 200:
         return True, None
     error, description = _oauth_error_body(response)
@@ -301,6 +305,18 @@ def revoke_token(org_config: OrgConfig, login_url: str, token: str) -> tuple[boo
         error = (form.get("error") or [None])[0]
         description = (form.get("error_description") or [None])[0]
     return False, f"HTTP {response.status_code} {error or ''}: {description or ''}".strip()
+
+
+def transport_failure(org_config: OrgConfig, exc: OSError, url: str | None = None) -> str:
+    """Describe a failure to reach a login host, naming ``ca_file`` when TLS trust was the cause."""
+    url = url or org_config.login_url
+    if isinstance(exc, requests.exceptions.SSLError) or "CA certificate bundle" in str(exc):
+        trusted = org_config.ca_file or "the system's CA bundle"
+        return (
+            f"the TLS certificate of {url} could not be verified against {trusted} "
+            f"({type(exc).__name__}: {exc}); set the org's ca_file to the CA that signed it"
+        )
+    return f"{url} is unreachable ({type(exc).__name__}: {exc})"
 
 
 def parse_identity_url(identity_url: str) -> tuple[str, str]:
