@@ -1,8 +1,11 @@
 """Convert REST query records (JSON values) to Arrow tables with the planned types.
 
-The client parses JSON numbers with ``parse_float=Decimal``, so a ``double``, ``currency`` or
-``percent`` value reaches :func:`to_arrow` as an exact :class:`~decimal.Decimal` and is stored as
-``decimal128`` without passing through a binary float.
+The client parses JSON numbers with a fraction or exponent with ``parse_float=str``, so a
+``double``, ``currency`` or ``percent`` value reaches :func:`to_arrow` as the text Salesforce sent
+(JSON integers arrive as :class:`int`). Arrow casts the whole column from that text to
+``decimal128`` or ``float64`` in one call, so no value passes through a binary float on the way to
+``decimal128``. The cast raises rather than round when a value has more decimal places than the
+field's scale, as the value-by-value :class:`~decimal.Decimal` conversion does.
 """
 
 from collections.abc import Iterable
@@ -62,10 +65,24 @@ def _values(rows: list[dict[str, Any]], name: str) -> list[Any]:
 def _column(values: list[Any], info: FieldInfo, arrow_type: pa.DataType) -> pa.Array:
     if info.type in ("datetime", "date"):
         return pa.array(values, pa.string()).cast(arrow_type)
-    if pa.types.is_floating(arrow_type) or info.type == "anyType":
-        # Decimal to float64 and mixed anyType values need Python's conversion.
+    if pa.types.is_decimal(arrow_type) or pa.types.is_floating(arrow_type):
+        return _number_text(values).cast(arrow_type)
+    if info.type == "anyType":
+        # Mixed anyType values (text, numbers, booleans) need Python's conversion.
         return pa.array(_convert(values, info, arrow_type), arrow_type)
     return pa.array(values, arrow_type)
+
+
+def _number_text(values: list[Any]) -> pa.Array:
+    """Return a number column as Arrow strings: JSON text as sent, integers in decimal notation."""
+    try:
+        return pa.array(values, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # JSON integers arrive as int, and callers may pass Decimal or float. str() of each is
+        # its exact decimal text (for a float, the shortest text that reads back as that float).
+        return pa.array(
+            [v if v is None or isinstance(v, str) else str(v) for v in values], pa.string()
+        )
 
 
 def _column_by_value(values: list[Any], info: FieldInfo, arrow_type: pa.DataType) -> pa.Array:

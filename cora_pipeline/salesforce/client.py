@@ -11,7 +11,11 @@ simple-salesforce never logs in by itself. This module adds what direct mode lea
   the pipeline knows what it spent and how much of the org's daily allocation is left.
 - Every response's ``Date`` header sets the org's clock as the latest response reported it
   (:meth:`SalesforceClient.server_now`), so time windows sent to Salesforce use Salesforce's time.
-- Numbers are parsed as :class:`decimal.Decimal`, so a currency value never passes through a float.
+- JSON numbers with a fraction or exponent are kept as their text (``parse_float=str``), so a
+  currency value never passes through a float; ``cora_pipeline.extract.convert`` casts whole
+  columns of that text to ``decimal128``. JSON objects become plain dicts, not simple-salesforce's
+  default ``OrderedDict``: on 2,000-record Contact pages from the emulator, ``OrderedDict`` was
+  about 60% of the ``json.loads`` time.
 """
 
 import logging
@@ -21,7 +25,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -151,7 +154,8 @@ class SalesforceClient:
             session_id=token.access_token,
             session=self._session,
             version=self.org.api_version,
-            parse_float=Decimal,
+            parse_float=str,
+            object_pairs_hook=None,
         )
 
     def _observe_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
