@@ -65,6 +65,8 @@ def begin_authorization(
 
     ``prompt`` is passed to Salesforce as is, for instance ``login`` to force a fresh login.
     """
+    # The code exchange needs the client secret; fail now, not after the administrator approved.
+    _ = org_config.client_secret
     authorize_url = oauth.endpoint(org_config.login_url, oauth.AUTHORIZE_PATH)
     code_verifier = secrets.token_urlsafe(CODE_VERIFIER_BYTES)
     register_secret(code_verifier)
@@ -110,6 +112,15 @@ def complete_authorization(
     # The login host and the expected org kind are those the authorization started with.
     org_config = replace(org_config, login_url=pending.login_url, is_sandbox=pending.is_sandbox)
     params = parse_callback(callback_url)
+    if (
+        not ({"code", "error", "state"} & set(params))
+        and "RemoteAccessErrorPage" not in callback_url
+    ):
+        raise AuthorizationError(
+            f"the pasted text is not a callback URL for org {org_config.name!r}: it has "
+            f"no code, state or error parameter; paste the whole URL the browser was redirected "
+            f"to, starting with {pending.redirect_uri}"
+        )
     if "error" in params or "RemoteAccessErrorPage" in callback_url:
         error = params.get("error") or "OAUTH_APPROVAL_ERROR_GENERIC"
         raise authorization_error(

@@ -155,7 +155,10 @@ def connect_web_server(
             f"The browser then goes to {redirect_uri}?code=… and shows an error page because "
             f"nothing listens there; copy that whole URL from the address bar."
         )
-        pasted = input_func("Paste the URL here: ").strip()
+        try:
+            pasted = input_func("Paste the URL here: ").strip()
+        except EOFError:
+            pasted = ""
         if not pasted:
             raise AuthorizationError("no URL was pasted; run the command again")
         return complete_authorization(org_config, pending, pasted, store)

@@ -377,3 +377,36 @@ def test_display_or_browser_variable_means_browser() -> None:
     assert has_graphical_browser({"DISPLAY": ":0"}) is True
     assert has_graphical_browser({"BROWSER": "firefox"}) is True
     assert has_graphical_browser({}) is (sys.platform in ("darwin", "win32"))
+
+
+def test_no_browser_flow_rejects_pasted_garbage(store: ConnectionStore) -> None:
+    with pytest.raises(AuthorizationError, match="the pasted text is not a callback URL") as caught:
+        connect_web_server(
+            ORG, store, no_browser=True, input_func=lambda _: "hello", output=lambda _: None
+        )
+
+    assert "hello" not in str(caught.value)
+    assert REDIRECT in str(caught.value)
+
+
+def test_no_browser_flow_with_closed_stdin(store: ConnectionStore) -> None:
+    def closed(prompt: str) -> str:
+        raise EOFError
+
+    with pytest.raises(AuthorizationError, match="no URL was pasted"):
+        connect_web_server(ORG, store, no_browser=True, input_func=closed, output=lambda _: None)
+
+
+def test_unset_secret_fails_before_login(
+    store: ConnectionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org = OrgConfig(**{**ORG.__dict__, "client_secret_env": "UNSET_SECRET_FOR_TEST"})
+    monkeypatch.delenv("UNSET_SECRET_FOR_TEST", raising=False)
+    printed: list[str] = []
+
+    with pytest.raises(ConfigError, match="UNSET_SECRET_FOR_TEST is not set"):
+        connect_web_server(
+            org, store, no_browser=True, input_func=lambda _: "", output=printed.append
+        )
+
+    assert printed == []
