@@ -333,13 +333,23 @@ def print_report(console: Console, settings: Settings, first_run: str, second_ru
         f"Analyst catalog: {analyst} (open this one: it never blocks a scheduled run)",
         highlight=False,
     )
-    console.print(
-        "Paste into the DuckDB CLI (`duckdb -readonly` followed by the catalog path):",
-        highlight=False,
-    )
-    console.print(f"  {TRY_QUERY};", highlight=False, soft_wrap=True)
-    console.print("or run it from Python:", highlight=False)
+    console.print("Query it from this project's Python:", highlight=False)
     python_line = (
         f"import duckdb; duckdb.connect({str(analyst)!r}, read_only=True).sql({TRY_QUERY!r}).show()"
     )
-    console.print(f'  python -c "{python_line}"', highlight=False, soft_wrap=True)
+    console.print(f'  {sys.executable} -c "{python_line}"', highlight=False, soft_wrap=True)
+    console.print(
+        f"or, with the DuckDB CLI installed (pip install duckdb-cli), run "
+        f"`duckdb -readonly {analyst}` and paste:",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(f"  {TRY_QUERY};", highlight=False, soft_wrap=True)
+    if settings.source is not None:
+        console.print(
+            f"Other commands read the demo's data with --config {settings.source}, for example "
+            f"`cora --config {settings.source} changes demo`. Its emulator has stopped, so "
+            f"`cora sync` of this org works only during `cora demo`.",
+            highlight=False,
+            soft_wrap=True,
+        )
