@@ -229,3 +229,13 @@ def test_catalog_recovers_from_lost_delta(writer: ExtractWriter, warehouse: Ware
 
     assert again.already_applied
     assert_catalog_matches(warehouse)
+
+
+def test_catalog_matches_after_rebuild(writer: ExtractWriter, warehouse: Warehouse) -> None:
+    write_history(writer)
+    for extract in writer.written:
+        warehouse.apply_extract(extract)
+
+    warehouse.rebuild()
+
+    assert_catalog_matches(warehouse)
