@@ -21,6 +21,8 @@ from cora_pipeline.demo import (
 from cora_pipeline.orchestration.runner import run_sync
 
 REPO = Path(__file__).resolve().parents[1]
+# Salesforce access tokens start with the 15-character org id and "!".
+ACCESS_TOKEN = re.compile(r"00D[0-9A-Za-z]{12}![0-9A-Za-z._-]{20,}")
 SIZES = {"Account": 30, "Contact": 60, "Opportunity": 30, "Case": 30, "Invoice__c": 25}
 
 
@@ -205,6 +207,12 @@ def test_two_syncs_record_exact_changes(
     assert emu.production.org_id in status
     assert re.search(r"API usage\s+\d+ of 15000 daily calls", status)
     assert re.search(r"Case\s+succeeded .* 0 created, 0 updated, 1 deleted", status)
+
+    # The pipeline's own log lines reach the run's event log (python_logs in dagster.yaml), and
+    # none of them carries an access token.
+    messages = [entry.user_message for entry in instance.all_logs(first.run_id)]
+    assert any("no earlier extract" in message for message in messages)
+    assert not any(ACCESS_TOKEN.search(message) for message in messages)
 
     # The runs are in the Dagster instance, as the UI would show them.
     assert instance.get_run_by_id(first.run_id) is not None
