@@ -52,58 +52,83 @@ def _with_settings(
     return wrapper
 
 
+def add_command(
+    group: Any, common: argparse.ArgumentParser, name: str, **kwargs: Any
+) -> argparse.ArgumentParser:
+    """Add a subcommand that also accepts the options every command takes."""
+    parser: argparse.ArgumentParser = group.add_parser(name, parents=[common], **kwargs)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cora",
         description="Know what changed in a Salesforce org: extracts to Parquet, changes in DuckDB.",
     )
-    parser.add_argument(
-        "--config",
-        metavar="PATH",
-        help="configuration file (default: $CORA_CONFIG, else ./cora.yaml, else the demo org)",
-    )
+    config_help = "configuration file (default: $CORA_CONFIG, else ./cora.yaml, else the demo org)"
+    parser.add_argument("--config", metavar="PATH", help=config_help)
+    # Subcommands accept --config too, after their name; SUPPRESS keeps a value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=config_help)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser(
-        "demo", help="run the whole job on the bundled Salesforce emulator and show the changes"
+    demo = add_command(
+        commands,
+        common,
+        "demo",
+        help="run the whole job on the bundled Salesforce emulator and show the changes",
     )
     demo.set_defaults(func=_demo)
 
     from cora_pipeline.emulator import cli as emulator_cli
 
-    emulator = commands.add_parser(
-        "emulator", help="run the Salesforce emulator alone (HTTPS on 127.0.0.1)"
+    emulator = add_command(
+        commands,
+        common,
+        "emulator",
+        help="run the Salesforce emulator alone (HTTPS on 127.0.0.1)",
     )
     emulator_cli.add_arguments(emulator)
     emulator.set_defaults(func=emulator_cli.run)
 
     from cora_pipeline.connect import cli as connect_cli
 
-    connect = commands.add_parser("connect", help="connect an org through OAuth 2.0")
+    connect = add_command(commands, common, "connect", help="connect an org through OAuth 2.0")
     connect_cli.add_connect_arguments(connect)
     connect.set_defaults(func=_with_settings(connect_cli.run_connect))
 
-    status = commands.add_parser(
-        "status", help="show connections, API usage and the last sync; never a secret"
+    status = add_command(
+        commands,
+        common,
+        "status",
+        help="show connections, API usage and the last sync; never a secret",
     )
     connect_cli.add_status_arguments(status)
     status.set_defaults(func=_with_settings(connect_cli.run_status))
 
-    disconnect = commands.add_parser(
-        "disconnect", help="revoke an org's token at Salesforce, then delete it locally"
+    disconnect = add_command(
+        commands,
+        common,
+        "disconnect",
+        help="revoke an org's token at Salesforce, then delete it locally",
     )
     connect_cli.add_disconnect_arguments(disconnect)
     disconnect.set_defaults(func=_with_settings(connect_cli.run_disconnect))
 
-    keys = commands.add_parser("keys", help="manage the vault key")
+    keys = add_command(commands, common, "keys", help="manage the vault key")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    rotate = key_commands.add_parser("rotate", help="re-encrypt every stored token under a new key")
+    rotate = add_command(
+        key_commands, common, "rotate", help="re-encrypt every stored token under a new key"
+    )
     connect_cli.add_keys_rotate_arguments(rotate)
     rotate.set_defaults(func=_with_settings(connect_cli.run_keys_rotate))
 
-    sync = commands.add_parser(
-        "sync", help="materialize an org's assets now, as the schedule would, with progress"
+    sync = add_command(
+        commands,
+        common,
+        "sync",
+        help="materialize an org's assets now, as the schedule would, with progress",
     )
     sync.add_argument("org", nargs="?", help="org to sync (default: every configured org)")
     sync.add_argument(
@@ -118,20 +143,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     from cora_pipeline.web import cli as web_cli
 
-    web = commands.add_parser(
-        "web", help="serve the Integrations page: connect and watch orgs from a browser"
+    web = add_command(
+        commands,
+        common,
+        "web",
+        help="serve the Integrations page: connect and watch orgs from a browser",
     )
     web_cli.add_arguments(web)
     web.set_defaults(func=_with_settings(web_cli.run))
 
     from cora_pipeline.warehouse import cli as warehouse_cli
 
-    changes = commands.add_parser("changes", help="print recent changes from the warehouse")
+    changes = add_command(
+        commands, common, "changes", help="print recent changes from the warehouse"
+    )
     warehouse_cli.add_changes_arguments(changes)
     changes.set_defaults(func=warehouse_cli.run_changes)
 
-    rebuild = commands.add_parser(
-        "rebuild", help="rebuild every change table from the Parquet extracts alone"
+    rebuild = add_command(
+        commands,
+        common,
+        "rebuild",
+        help="rebuild every change table from the Parquet extracts alone",
     )
     warehouse_cli.add_rebuild_arguments(rebuild)
     rebuild.set_defaults(func=warehouse_cli.run_rebuild)

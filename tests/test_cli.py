@@ -110,3 +110,11 @@ def test_sync_of_unconnected_org_says_connect(
     assert status == 2
     assert "org 'acme' is not connected; run `cora connect acme` first" in err
     assert "Traceback" not in err
+
+
+def test_config_accepted_after_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    status = main(["sync", "--config", str(tmp_path / "absent.yaml")])
+
+    err = capsys.readouterr().err
+    assert status == 2
+    assert f"configuration file {tmp_path / 'absent.yaml'} does not exist" in err
