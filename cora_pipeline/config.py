@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
+from dagster._utils.schedules import is_valid_cron_string
 
 from cora_pipeline.errors import ConfigError
 
@@ -171,6 +172,11 @@ def parse_settings(raw: Any, source: Path | None = None) -> Settings:
         data_root = Path(str(data_root_raw)).expanduser()
         if not data_root.is_absolute() and source is not None:
             data_root = (source.parent / data_root).absolute()
+    if source is not None and not raw.get("orgs"):
+        raise ConfigError(
+            f"{where} configures no orgs; add them under `orgs:`, or remove the file to use the "
+            f"built-in demo org"
+        )
     orgs_raw = raw.get("orgs") or {}
     if not isinstance(orgs_raw, Mapping):
         raise ConfigError(f"{where}: `orgs` must be a mapping of org name to settings")
@@ -264,6 +270,12 @@ def _parse_org(name: str, body: Any, where: str, source_dir: Path | None = None)
         raise ConfigError(
             f"{prefix}: batch_size {batch_size} is outside 200..2000, the range Salesforce accepts"
         )
+    schedule = str(body.get("schedule", "*/30 * * * *"))
+    if not is_valid_cron_string(schedule):
+        raise ConfigError(
+            f"{prefix}: schedule {schedule!r} is not a cron expression; write five fields, "
+            f"for example '*/30 * * * *' for every 30 minutes"
+        )
     return OrgConfig(
         name=name,
         login_url=login_url.rstrip("/"),
@@ -277,7 +289,7 @@ def _parse_org(name: str, body: Any, where: str, source_dir: Path | None = None)
         ca_file=_ca_file(body.get("ca_file"), prefix, source_dir),
         api_version=str(body.get("api_version", DEFAULT_API_VERSION)),
         objects=_parse_objects(body.get("objects"), prefix),
-        schedule=str(body.get("schedule", "*/30 * * * *")),
+        schedule=schedule,
         schedule_running=bool(body.get("schedule_running", False)),
         api_budget_share=share,
         overlap_seconds=_number(body, "overlap_seconds", 300, int, prefix),

@@ -118,3 +118,19 @@ def test_config_accepted_after_command(capsys: pytest.CaptureFixture[str], tmp_p
     err = capsys.readouterr().err
     assert status == 2
     assert f"configuration file {tmp_path / 'absent.yaml'} does not exist" in err
+
+
+def test_changes_rejects_unknown_filters(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["changes", "acme"]) == 2
+    assert "org 'acme' is not configured" in capsys.readouterr().err
+
+    assert main(["changes", "demo", "--object", "Lead"]) == 2
+    assert "org 'demo' has no configured object Lead" in capsys.readouterr().err
+
+
+def test_changes_rejects_negative_limit(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as excinfo:
+        main(["changes", "--limit", "-3"])
+
+    assert excinfo.value.code == 2
+    assert "-3 must be 1 or more" in capsys.readouterr().err

@@ -93,6 +93,7 @@ def test_client_secret_comes_from_the_environment(monkeypatch: pytest.MonkeyPatc
         ({"client_id": "k", "callback_port": 70000}, "callback_port 70000 is not a TCP port"),
         ({"client_id": "k", "overlap_seconds": -5}, "overlap_seconds -5 must not be negative"),
         ({"client_id": "k", "reconcile_hours": "daily"}, "reconcile_hours 'daily' is not a number"),
+        ({"client_id": "k", "schedule": "every hour"}, "schedule 'every hour' is not a cron"),
     ],
 )
 def test_invalid_org_settings_are_named(org_body: dict[str, object], message: str) -> None:
@@ -161,3 +162,11 @@ def test_relative_ca_file_is_found_beside_config(tmp_path: Path) -> None:
     path.write_text("orgs:\n  acme:\n    client_id: k\n    ca_file: ca.pem\n", encoding="utf-8")
 
     assert load_settings(path).org("acme").ca_file == str(tmp_path / "ca.pem")
+
+
+def test_file_without_orgs_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "cora.yaml"
+    path.write_text("", encoding="utf-8")
+
+    with pytest.raises(ConfigError, match="configures no orgs"):
+        load_settings(path)

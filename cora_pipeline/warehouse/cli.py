@@ -84,6 +84,16 @@ def run_rebuild(args: argparse.Namespace) -> int:
 # -- cora changes -------------------------------------------------------------------------------
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    return value
+
+
 def add_changes_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("org", nargs="?", help="only changes of this org")
     parser.add_argument("--object", metavar="NAME", help="only changes of this object (API name)")
@@ -97,7 +107,10 @@ def add_changes_arguments(parser: argparse.ArgumentParser) -> None:
         "has an offset) or a span back from now such as 30m, 12h, 7d, 2w",
     )
     parser.add_argument(
-        "--limit", type=int, default=100, help="print at most this many rows (default: 100)"
+        "--limit",
+        type=_positive_int,
+        default=100,
+        help="print at most this many rows (default: 100)",
     )
     parser.add_argument(
         "--format", choices=FORMATS, default="table", help="output format (default: table)"
@@ -172,6 +185,19 @@ def _text(value: Any) -> str:
 
 def run_changes(args: argparse.Namespace) -> int:
     data_root = _data_root(args)
+    if getattr(args, "data_root", None) is None:
+        # Filters name configured orgs and objects; a typo gets an error, not an empty result.
+        from cora_pipeline.config import load_settings
+
+        settings = load_settings(getattr(args, "config", None))
+        if args.org:
+            org = settings.org(args.org)
+            known = [o.name for o in org.objects]
+            if args.object and args.object not in known:
+                raise ConfigError(
+                    f"org {args.org!r} has no configured object {args.object} (configured: "
+                    f"{', '.join(known)})"
+                )
     since = parse_since(args.since) if args.since else None
     changes = query_changes(
         data_root / "analyst.duckdb",
@@ -199,7 +225,8 @@ def _print_table(changes: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    # Piped output gets a fixed width wide enough for ids and timestamps, not rich's 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else 200)
     if not changes:
         console.print("no changes match")
         return
