@@ -152,7 +152,7 @@ def test_missing_ca_file_is_named(tmp_path: Path) -> None:
         "orgs:\n  acme:\n    client_id: k\n    ca_file: missing-ca.pem\n", encoding="utf-8"
     )
 
-    with pytest.raises(ConfigError, match="ca_file missing-ca.pem does not exist"):
+    with pytest.raises(ConfigError, match=r"ca_file missing-ca\.pem does not exist"):
         load_settings(path)
 
 
