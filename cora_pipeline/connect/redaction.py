@@ -6,10 +6,17 @@ in every log record, whichever logger or handler emits it.
 """
 
 import logging
+import re
 import threading
 from typing import Any
 
 MASK = "[redacted]"
+# OAuth values in URLs and form bodies, masked even before they are registered: an HTTP client's
+# debug log prints the callback URL with its authorization code before the flow can register it.
+SECRET_PARAMETER = re.compile(
+    r"(\b(?:code|access_token|refresh_token|client_secret|code_verifier|assertion|token)=)"
+    r"[^&\s\"']+"
+)
 # Values shorter than this are not registered: masking short strings would garble ordinary text,
 # and no Salesforce token, secret or verifier is this short.
 MIN_SECRET_LENGTH = 8
@@ -37,6 +44,8 @@ class _SecretRegistry:
         for value in self._ordered:
             if value in text:
                 text = text.replace(value, MASK)
+        if "=" in text:
+            text = SECRET_PARAMETER.sub(rf"\g<1>{MASK}", text)
         return text
 
 

@@ -67,3 +67,14 @@ def test_access_token_repr_hides_token() -> None:
     assert SECRET not in repr(token)
     assert SECRET not in str(token)
     assert "acme.my.salesforce.com" in repr(token)
+
+
+def test_unregistered_oauth_parameters_are_masked() -> None:
+    line = "GET /callback?code=aPrxUnregistered123&state=s1 HTTP/1.1; client_secret=abc123456"
+
+    masked = redact(line)
+
+    assert "aPrxUnregistered123" not in masked
+    assert "abc123456" not in masked
+    assert "state=s1" in masked
+    assert redact("error_code=INVALID_FIELD") == "error_code=INVALID_FIELD"
