@@ -554,7 +554,7 @@ def _extract(
     result.watermark_from = manifest.watermark_from
     result.watermark_to = manifest.watermark_to
     olog.info(
-        "%s extract of %d records in %d pages, %d hard deletes, watermark %s",
+        "%s extract: %d records in %d page(s), %d hard delete(s), watermark %s",
         plan.mode,
         result.records,
         result.pages,
@@ -676,7 +676,7 @@ def _reconcile(
             deleted_at.setdefault(record_id, found_at)
         result.missed_records = reread.num_rows
     scope.log.info(
-        "reconciliation sweep read %d record ids in %d pages: %d hard deletes, %d missed records",
+        "reconciliation sweep read %d record ids in %d page(s): %d hard delete(s), %d missed record(s)",
         findings.org_records,
         findings.pages,
         len(findings.hard_deleted),
@@ -870,7 +870,7 @@ def _formula_refresh(
         result.extract_dirs.append(writer.commit(manifest))
     result.formula_records = manifest.records
     olog.info(
-        "formula refresh of %d fields read %d records in %d pages",
+        "formula refresh of %d field(s) read %d records in %d page(s)",
         len(formula_fields),
         manifest.records,
         stats.pages,

@@ -373,9 +373,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return serve(args.dir, args.org, args.vault_home)
     from cora_pipeline.config import load_settings
+    from cora_pipeline.errors import CoraError
 
-    settings = load_settings(args.config)
-    settings.org(args.org)
+    try:
+        settings = load_settings(args.config)
+        settings.org(args.org)
+    except CoraError as exc:
+        print(f"cannot stop the emulator: {exc}", file=sys.stderr)
+        return 2
     if stop_emulator(settings, args.org):
         print(f"stopped the emulator of org {args.org}")
     else:

@@ -4,6 +4,7 @@
 so the Dagster UI shows it afterwards, next to scheduled runs.
 """
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from cora_pipeline.config import OrgConfig, Settings
 from cora_pipeline.errors import ConfigError, NotConnectedError, ReauthorizationRequired
 from cora_pipeline.orchestration.definitions import build_definitions
 from cora_pipeline.orchestration.keys import FULL_REFRESH_TAG, extract_key, job_name, warehouse_key
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,6 +43,12 @@ def dagster_instance() -> dg.DagsterInstance:
     if not path.is_absolute():
         raise ConfigError(f"DAGSTER_HOME={home} must be an absolute path; use {path.absolute()}")
     path.mkdir(parents=True, exist_ok=True)
+    if not (path / "dagster.yaml").exists():
+        log.warning(
+            "%s has no dagster.yaml, so runs of one org are not limited to one at a time and "
+            "warehouse writers share no pool; copy the repository's dagster_home/dagster.yaml there",
+            path,
+        )
     return dg.DagsterInstance.get()
 
 
