@@ -299,7 +299,9 @@ def print_report(console: Console, settings: Settings, first_run: str, second_ru
         console.print(f"API calls spent by both syncs: {total_calls}", highlight=False)
         if usage and usage[0] is not None:
             console.print(
-                f"Org API usage after the second sync: {usage[0]} of {usage[1]} daily calls",
+                f"Org API usage after the second sync: {usage[0]} of {usage[1]} daily calls "
+                f"(Salesforce counts over a rolling 24 hours, and the demo moved the org's clock "
+                f"a day ahead, so calls before that no longer count)",
                 highlight=False,
             )
 
