@@ -5,7 +5,7 @@ interpreter lock), connects through the OAuth web-server flow with PKCE (auto-ap
 pages through ``SELECT <fields> FROM <object>`` with ``query_all_iter`` and prints records per
 second. Example:
 
-    /work/venv/bin/python benchmarks/emulator_query.py --records 1000000 --object Contact
+    .venv/bin/python benchmarks/emulator_query.py --records 1000000 --object Contact
 """
 
 from __future__ import annotations
