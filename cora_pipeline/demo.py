@@ -17,22 +17,19 @@ import dataclasses
 import logging
 import os
 import shutil
-import socket
 import sys
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import requests
 import yaml
 from rich.console import Console
 from rich.table import Table
 
 from cora_pipeline.config import DEMO_ORG, Settings, default_data_root, load_settings
+from cora_pipeline.emulator.browser import follow_redirect_browser, free_port
 from cora_pipeline.orchestration.runner import dagster_instance, run_sync
 from cora_pipeline.warehouse.store import ANALYST_FILE, WAREHOUSE_FILE
 
@@ -63,12 +60,6 @@ def demo_data_root() -> Path:
     return default_data_root() / "demo"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def write_demo_config(data_root: Path, emu: Any, callback_port: int) -> Path:
     """Write a configuration file for the emulator's Production org, as an administrator would."""
     config = {
@@ -91,24 +82,6 @@ def write_demo_config(data_root: Path, emu: Any, callback_port: int) -> Path:
     path = data_root / "cora.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
-
-
-def follow_redirect_browser(ca_file: str) -> Callable[[str], None]:
-    """Return a stand-in for the user's browser: open the authorize URL, follow the redirect.
-
-    It runs in a thread because the loopback callback server waits for the redirect in this one.
-    """
-
-    def visit(url: str) -> None:
-        def go() -> None:
-            response = requests.get(url, verify=ca_file, allow_redirects=False, timeout=30)
-            location = response.headers.get("Location")
-            if response.status_code in (301, 302, 303) and location:
-                requests.get(location, timeout=30)
-
-        threading.Thread(target=go, name="demo-browser", daemon=True).start()
-
-    return visit
 
 
 def mutate_org(org: Any) -> DemoMutations:

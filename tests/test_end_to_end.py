@@ -12,12 +12,8 @@ import pytest
 
 from cora_pipeline.cli import main
 from cora_pipeline.config import DEMO_ORG, Settings, load_settings
-from cora_pipeline.demo import (
-    DEMO_SECRET_ENV,
-    follow_redirect_browser,
-    free_port,
-    write_demo_config,
-)
+from cora_pipeline.demo import DEMO_SECRET_ENV, write_demo_config
+from cora_pipeline.emulator.browser import follow_redirect_browser, free_port
 from cora_pipeline.orchestration.runner import run_sync
 
 REPO = Path(__file__).resolve().parents[1]

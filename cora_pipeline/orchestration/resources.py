@@ -122,7 +122,7 @@ def connect_emulator_org(settings: Settings, org: OrgConfig) -> OrgConfig:
     """
     from cora_pipeline.connect import ConnectionStore, connect_web_server
     from cora_pipeline.connect.vault import ensure_private_dir
-    from cora_pipeline.demo import follow_redirect_browser
+    from cora_pipeline.emulator.browser import follow_redirect_browser
     from cora_pipeline.orchestration.emulator_service import ensure_emulator, service_dir
 
     # Runs of two emulator orgs may start together, and each would otherwise write its own new

@@ -7,8 +7,7 @@ retry waits recorded instead of slept.
 
 import dataclasses
 import socket
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +15,10 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-import requests
 import yaml
 
 from cora_pipeline.config import DEMO_ORG, ObjectConfig, OrgConfig, Settings, load_settings
+from cora_pipeline.emulator.browser import follow_redirect_browser
 from cora_pipeline.extract.extractor import ExtractResult, extract_object
 from cora_pipeline.extract.files import read_deleted, read_manifest, read_records
 from cora_pipeline.salesforce.client import RetryPolicy, SalesforceClient
@@ -32,24 +31,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _browser(ca_file: str) -> Callable[[str], None]:
-    """Stand in for the administrator's browser: open the authorize URL, follow its redirect.
-
-    It runs in a thread because the loopback callback server waits for the redirect in this one.
-    """
-
-    def visit(url: str) -> None:
-        def go() -> None:
-            response = requests.get(url, verify=ca_file, allow_redirects=False, timeout=30)
-            location = response.headers.get("Location")
-            if response.status_code in (301, 302, 303) and location:
-                requests.get(location, timeout=30)
-
-        threading.Thread(target=go, name="extract-test-browser", daemon=True).start()
-
-    return visit
 
 
 def _write_config(data_root: Path, emu: Any, callback_port: int) -> Path:
@@ -153,7 +134,7 @@ def _connected(
         connect_web_server(
             cora_settings.org(DEMO_ORG),
             store,
-            browser=_browser(str(emu.ca_file)),
+            browser=follow_redirect_browser(str(emu.ca_file)),
             output=lambda *_: None,
         )
         harness = Harness(emu, cora_settings, data_root, store)
