@@ -14,6 +14,7 @@ inside the next incremental run's overlap window, so that run reads it again who
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,10 +140,13 @@ def run_query(
     pieces = split_fields(names, scope.sobject, where, scope.org.api_version, keep)
     stats = QueryStats(pieces=len(pieces))
     if len(pieces) == 1:
-        pages = _pages(scope, fields, where, include_deleted, stats, first_page)
-        for table in _batched(pages):
+
+        def count_and_sink(table: pa.Table) -> None:
             stats.records += table.num_rows
             sink(table)
+
+        pages = _pages(scope, fields, where, include_deleted, stats, first_page)
+        convert_in_background(pages, fields, count_and_sink)
         return stats
 
     scope.log.info(
@@ -157,8 +161,8 @@ def run_query(
         piece_fields = [by_name[name] for name in piece]
         path = work_dir / f"piece-{number}.parquet"
         with pq.ParquetWriter(path, arrow_schema(piece_fields), compression="zstd") as writer:
-            for table in _batched(_pages(scope, piece_fields, where, include_deleted, stats)):
-                writer.write_table(table)
+            pages = _pages(scope, piece_fields, where, include_deleted, stats)
+            convert_in_background(pages, piece_fields, writer.write_table)
         paths.append(path)
 
     joined, redo = _join_pieces(paths, names, stamp_field)
@@ -185,7 +189,7 @@ def _pages(
     include_deleted: bool,
     stats: QueryStats,
     first_page: dict[str, Any] | None = None,
-) -> Iterator[pa.Table]:
+) -> Iterator[list[dict[str, Any]]]:
     soql = build_soql([f.name for f in fields], scope.sobject, where)
     for page in scope.client.query_pages(
         soql,
@@ -196,23 +200,62 @@ def _pages(
     ):
         stats.pages += 1
         scope.on_page()
-        table = to_arrow(page, fields)
         scope.check_budget()
-        yield table
+        yield page
 
 
-def _batched(tables: Iterator[pa.Table]) -> Iterator[pa.Table]:
-    """Concatenate page tables into batches of about :data:`ROW_GROUP_ROWS` rows."""
-    pending: list[pa.Table] = []
-    rows = 0
-    for table in tables:
-        pending.append(table)
-        rows += table.num_rows
-        if rows >= ROW_GROUP_ROWS:
-            yield pa.concat_tables(pending)
-            pending, rows = [], 0
-    if pending:
-        yield pa.concat_tables(pending)
+def convert_in_background(
+    pages: Iterator[list[dict[str, Any]]],
+    fields: list[FieldInfo],
+    sink: Callable[[pa.Table], None],
+) -> None:
+    """Convert query pages to Arrow and hand them to ``sink`` in a worker thread, in order.
+
+    The calling thread requests page n + 1 while the worker converts page n, so conversion and
+    Parquet writing overlap the wait for Salesforce. REST calls stay in the calling thread, one at
+    a time and in the same order as without the worker, so the budget check and query locators
+    behave as before. At most one page is converting at a time, which bounds memory. ``sink``
+    receives batches of about :data:`ROW_GROUP_ROWS` rows, from the worker except for the last,
+    smaller batch, which the calling thread hands on once the worker is idle.
+
+    A conversion or ``sink`` error is raised when the next page arrives, so at most one more page
+    is read after it. If reading fails, the worker finishes its page before the error propagates,
+    so the caller may reset ``sink``'s output safely.
+    """
+    batcher = _Batcher(fields, sink)
+    pending: Future[None] | None = None
+    # Leaving the with block waits for the worker, also when reading a page raised.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cora-convert") as worker:
+        for page in pages:
+            if pending is not None:
+                pending.result()
+            pending = worker.submit(batcher.add, page)
+        if pending is not None:
+            pending.result()
+    batcher.flush()
+
+
+class _Batcher:
+    """Convert pages and concatenate them into batches of about :data:`ROW_GROUP_ROWS` rows."""
+
+    def __init__(self, fields: list[FieldInfo], sink: Callable[[pa.Table], None]) -> None:
+        self.fields = fields
+        self.sink = sink
+        self.pending: list[pa.Table] = []
+        self.rows = 0
+
+    def add(self, page: list[dict[str, Any]]) -> None:
+        table = to_arrow(page, self.fields)
+        self.pending.append(table)
+        self.rows += table.num_rows
+        if self.rows >= ROW_GROUP_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            batch = pa.concat_tables(self.pending)
+            self.pending, self.rows = [], 0
+            self.sink(batch)
 
 
 def _join_pieces(
