@@ -19,7 +19,7 @@ extract, and an incremental one after ``--changes`` records were updated. For ea
 
 Example::
 
-    /work/venv/bin/python benchmarks/extract_benchmark.py --records 100000 --object Contact
+    .venv/bin/python benchmarks/extract_benchmark.py --records 100000 --object Contact
 """
 
 from __future__ import annotations

@@ -26,9 +26,9 @@ def test_every_log_line_names_org_and_object(
         assert "org demo object" in record.getMessage(), record.getMessage()
     extract_lines = [r for r in lines if r.name == "cora_pipeline.extract.extractor"]
     assert all(getattr(r, "sobject", None) == "Invoice__c" for r in extract_lines)
-    summary = [r.getMessage() for r in extract_lines if "incremental extract of" in r.getMessage()]
+    summary = [r.getMessage() for r in extract_lines if "incremental extract:" in r.getMessage()]
     assert len(summary) == 1
-    assert "pages" in summary[0]
+    assert "page(s)" in summary[0]
 
 
 def test_result_reports_records_calls_and_watermark(harness: Harness) -> None:
