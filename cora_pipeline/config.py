@@ -125,7 +125,7 @@ def default_data_root() -> Path:
 
 
 def demo_org(**overrides: Any) -> OrgConfig:
-    """The demo org: the bundled emulator's Production org, every default object."""
+    """Return the demo org: the bundled emulator's Production org, every default object."""
     values: dict[str, Any] = {
         "name": DEMO_ORG,
         "login_url": "emulator",

@@ -1,8 +1,8 @@
 """Exceptions of cora-pipeline, under one root.
 
 Each class is named after what failed and carries the values a person needs to act on it. Two marker
-mixins tell retry code what to do without reading message text: :class:`Transient` failures may succeed
-when tried again (a 503, a dropped connection, a query timeout); :class:`Terminal` failures will not
+mixins tell retry code what to do without reading message text. :class:`Transient` failures may succeed
+when tried again (a 503, a dropped connection, a query timeout). :class:`Terminal` failures will not
 (a revoked refresh token, an exhausted API allocation, invalid configuration).
 """
 
@@ -31,7 +31,7 @@ class AuthorizationError(CoraError, Terminal):
     """Salesforce refused to authorize, or an OAuth exchange failed.
 
     ``error`` and ``description`` are Salesforce's OAuth ``error`` and ``error_description``;
-    ``hint`` says what the administrator should do.
+    ``hint`` is what the administrator should do.
     """
 
     def __init__(
@@ -101,7 +101,7 @@ class TransientAPIError(SalesforceAPIError, Transient):
 
 class APIBudgetExhausted(SalesforceAPIError, Terminal):
     """The org's API usage reached the share of its daily allocation this pipeline may spend,
-    or Salesforce answered REQUEST_LIMIT_EXCEEDED."""
+    or Salesforce returned REQUEST_LIMIT_EXCEEDED."""
 
     def __init__(
         self,

@@ -97,14 +97,16 @@ def plan_fields(
     ``include`` keeps only the named fields (``Id`` and the watermark fields are always kept, because
     the extract cannot work without them); ``exclude`` drops the named fields.
     """
-    wanted = set(include) if include else None
-    unwanted = set(exclude or ())
+    requested = set(include) if include else None
+    excluded = set(exclude or ())
     always = {"Id", "SystemModstamp", "LastModifiedDate", "IsDeleted"}
     fields: list[FieldInfo] = []
     skipped: list[SkippedField] = []
     for entry in describe_fields:
         name = entry["name"]
-        if name not in always and ((wanted is not None and name not in wanted) or name in unwanted):
+        if name not in always and (
+            (requested is not None and name not in requested) or name in excluded
+        ):
             continue
         arrow_type = arrow_type_for(entry)
         if arrow_type is None:

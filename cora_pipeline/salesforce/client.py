@@ -8,7 +8,7 @@ simple-salesforce never logs in by itself. This module adds what direct mode lea
 - Transient failures (5xx, dropped connections, ``QUERY_TIMEOUT``) are retried with exponential backoff
   and jitter; ``REQUEST_LIMIT_EXCEEDED`` is never retried.
 - Every response's ``Sforce-Limit-Info`` header is read (errors included), and every call is counted, so
-  the pipeline knows what it spent and how much of the org's daily allocation is left.
+  the pipeline can report what it spent and how much of the org's daily allocation is left.
 - Every response's ``Date`` header sets the org's clock as the latest response reported it
   (:meth:`SalesforceClient.server_now`), so time windows sent to Salesforce use Salesforce's time.
 - JSON numbers with a fraction or exponent are kept as their text (``parse_float=str``), so a
@@ -77,7 +77,7 @@ class QueryLocatorExpired(SalesforceAPIError):
 
 
 class TokenSource(Protocol):
-    """What the client needs from the token manager (``cora_pipeline.connect.TokenManager``)."""
+    """The part of the token manager (``cora_pipeline.connect.TokenManager``) the client uses."""
 
     def current(self) -> Any: ...
 
@@ -437,7 +437,7 @@ class SalesforceClient:
 
 
 def query_options(batch_size: int) -> dict[str, str]:
-    """Return the ``Sforce-Query-Options`` header that asks for pages of ``batch_size`` records."""
+    """Return the ``Sforce-Query-Options`` header that requests pages of ``batch_size`` records."""
     return {"Sforce-Query-Options": f"batchSize={batch_size}"}
 
 
