@@ -60,7 +60,9 @@ def demo_data_root() -> Path:
     return default_data_root() / "demo"
 
 
-def write_demo_config(data_root: Path, emu: Any, callback_port: int) -> Path:
+def write_demo_config(
+    data_root: Path, emu: Any, callback_port: int, secret_env: str = DEMO_SECRET_ENV
+) -> Path:
     """Write a configuration file for the emulator's Production org, as an administrator would."""
     config = {
         "data_root": str(data_root),
@@ -69,7 +71,7 @@ def write_demo_config(data_root: Path, emu: Any, callback_port: int) -> Path:
                 "environment": "production",
                 "login_url": emu.login_url,
                 "client_id": emu.client_id,
-                "client_secret_env": DEMO_SECRET_ENV,
+                "client_secret_env": secret_env,
                 "callback_port": callback_port,
                 "ca_file": str(emu.ca_file),
                 "schedule": "*/15 * * * *",
@@ -82,6 +84,23 @@ def write_demo_config(data_root: Path, emu: Any, callback_port: int) -> Path:
     path = data_root / "cora.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
+
+
+def connect_demo_org(settings: Settings, emu: Any) -> Any:
+    """Connect the configured demo org to the emulator through the OAuth web-server flow.
+
+    Returns the stored connection record. The emulator must run with ``auto_approve=True`` and
+    the org's callback URL registered.
+    """
+    from cora_pipeline.connect import ConnectionStore, connect_web_server
+
+    store = ConnectionStore.open(settings, create_key=True)
+    return connect_web_server(
+        settings.org(DEMO_ORG),
+        store,
+        browser=follow_redirect_browser(str(emu.ca_file)),
+        output=lambda *_: None,
+    )
 
 
 def mutate_org(org: Any) -> DemoMutations:
@@ -150,7 +169,7 @@ class _ProgressHandler(logging.Handler):
 def run_demo(
     console: Console | None = None, *, seed: int = DEMO_SEED, sizes: dict[str, int] | None = None
 ) -> int:
-    from cora_pipeline.connect import ConnectionStore, connect_web_server, install_redaction
+    from cora_pipeline.connect import install_redaction
     from cora_pipeline.emulator import Emulator, EmulatorSettings
 
     # Piped output gets a fixed width wide enough for the tables, instead of rich's 80 columns.
@@ -189,18 +208,11 @@ def run_demo(
             config_path = write_demo_config(data_root, emu, callback_port)
             os.environ[DEMO_SECRET_ENV] = emu.client_secret
             settings = load_settings(config_path)
-            org = settings.org(DEMO_ORG)
 
             console.print(
                 "[bold]2/5[/bold] Connecting the org through the OAuth web-server flow with PKCE"
             )
-            store = ConnectionStore.open(settings, create_key=True)
-            record = connect_web_server(
-                org,
-                store,
-                browser=follow_redirect_browser(str(emu.ca_file)),
-                output=lambda *_: None,
-            )
+            record = connect_demo_org(settings, emu)
             console.print(
                 f"    connected {record.org_name} ({record.org_id}) as "
                 f"{record.username}, instance {record.instance_url}"

@@ -12,8 +12,8 @@ import pytest
 
 from cora_pipeline.cli import main
 from cora_pipeline.config import DEMO_ORG, Settings, load_settings
-from cora_pipeline.demo import DEMO_SECRET_ENV, write_demo_config
-from cora_pipeline.emulator.browser import follow_redirect_browser, free_port
+from cora_pipeline.demo import DEMO_SECRET_ENV, connect_demo_org, write_demo_config
+from cora_pipeline.emulator.browser import free_port
 from cora_pipeline.orchestration.runner import run_sync
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +25,6 @@ SIZES = {"Account": 30, "Contact": 60, "Opportunity": 30, "Case": 30, "Invoice__
 @pytest.fixture
 def connected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Settings]]:
     """An emulator whose Production org is connected through the OAuth web-server flow."""
-    from cora_pipeline.connect import ConnectionStore, connect_web_server
     from cora_pipeline.emulator import Emulator, EmulatorSettings
 
     callback_port = free_port()
@@ -42,13 +41,7 @@ def connected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple
     with Emulator(settings) as emu:
         monkeypatch.setenv(DEMO_SECRET_ENV, emu.client_secret)
         cora_settings = load_settings(write_demo_config(data_root, emu, callback_port))
-        store = ConnectionStore.open(cora_settings, create_key=True)
-        connect_web_server(
-            cora_settings.org(DEMO_ORG),
-            store,
-            browser=follow_redirect_browser(str(emu.ca_file)),
-            output=lambda *_: None,
-        )
+        connect_demo_org(cora_settings, emu)
         yield emu, cora_settings
 
 

@@ -6,7 +6,6 @@ retry waits recorded instead of slept.
 """
 
 import dataclasses
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,42 +14,16 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-import yaml
 
 from cora_pipeline.config import DEMO_ORG, ObjectConfig, OrgConfig, Settings, load_settings
-from cora_pipeline.emulator.browser import follow_redirect_browser
+from cora_pipeline.demo import connect_demo_org, write_demo_config
+from cora_pipeline.emulator.browser import free_port
 from cora_pipeline.extract.extractor import ExtractResult, extract_object
 from cora_pipeline.extract.files import read_deleted, read_manifest, read_records
 from cora_pipeline.salesforce.client import RetryPolicy, SalesforceClient
 
 SIZES = {"Account": 12, "Contact": 12, "Opportunity": 6, "Case": 6, "Invoice__c": 10}
 SECRET_ENV = "CORA_EXTRACT_TEST_CLIENT_SECRET"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _write_config(data_root: Path, emu: Any, callback_port: int) -> Path:
-    config = {
-        "data_root": str(data_root),
-        "orgs": {
-            DEMO_ORG: {
-                "environment": "production",
-                "login_url": emu.login_url,
-                "client_id": emu.client_id,
-                "client_secret_env": SECRET_ENV,
-                "callback_port": callback_port,
-                "ca_file": str(emu.ca_file),
-                "formula_refresh_hours": 0,
-            }
-        },
-    }
-    path = data_root / "cora.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return path
 
 
 @dataclass
@@ -112,10 +85,10 @@ def _connected(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **options: Any
 ) -> Iterator[Harness]:
     """Start an emulator and connect its Production org through the OAuth web-server flow."""
-    from cora_pipeline.connect import ConnectionStore, connect_web_server
+    from cora_pipeline.connect import ConnectionStore
     from cora_pipeline.emulator import Emulator, EmulatorSettings
 
-    callback_port = _free_port()
+    callback_port = free_port()
     settings = EmulatorSettings(
         seed=5,
         sizes=dict(SIZES),
@@ -129,14 +102,9 @@ def _connected(
     monkeypatch.delenv("CORA_VAULT_KEY", raising=False)
     with Emulator(settings) as emu:
         monkeypatch.setenv(SECRET_ENV, emu.client_secret)
-        cora_settings = load_settings(_write_config(data_root, emu, callback_port))
+        cora_settings = load_settings(write_demo_config(data_root, emu, callback_port, SECRET_ENV))
         store = ConnectionStore.open(cora_settings, create_key=True)
-        connect_web_server(
-            cora_settings.org(DEMO_ORG),
-            store,
-            browser=follow_redirect_browser(str(emu.ca_file)),
-            output=lambda *_: None,
-        )
+        connect_demo_org(cora_settings, emu)
         harness = Harness(emu, cora_settings, data_root, store)
         try:
             yield harness
