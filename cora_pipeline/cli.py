@@ -1,6 +1,6 @@
 """The ``cora`` command line.
 
-Each subcommand is implemented next to the stage it drives; this module only builds the argument tree,
+Each subcommand is implemented next to the stage it drives. This module only builds the argument tree,
 loads the configuration and turns errors into one readable line and a non-zero exit status.
 """
 

@@ -2,8 +2,8 @@
 
 1. Start the emulator on 127.0.0.1 over HTTPS.
 2. Connect its Production org through the OAuth web-server flow with PKCE. The emulator approves the
-   demo administrator's consent by itself; a small stand-in for the browser follows its redirect to the
-   loopback callback, so every request takes the same path as with a real org.
+   demo administrator's consent by itself. A small stand-in for the browser follows its redirect to
+   the loopback callback, so every request takes the same path as with a real org.
 3. Materialize every asset of the org through Dagster, in the instance under ``DAGSTER_HOME``.
 4. Change the org: user edits, a system-only update, creates, soft deletes, and a day passing, which
    moves a formula field without moving SystemModstamp.

@@ -340,7 +340,7 @@ def _revoke_replaced(
 
 @dataclass(frozen=True)
 class DisconnectResult:
-    """What :func:`disconnect` did. ``revoke_error`` is the reason Salesforce did not revoke."""
+    """The outcome of :func:`disconnect`. ``revoke_error`` is the reason Salesforce did not revoke."""
 
     record: ConnectionRecord
     revoked: bool

@@ -1,7 +1,7 @@
 """A stand-in for the administrator's browser, for the emulator's auto-approving login host.
 
 With ``EmulatorSettings(auto_approve=True)`` the authorize endpoint redirects at once with a code, so
-"logging in" is one GET of the authorize URL and one GET of the redirect it answers with. The OAuth
+"logging in" is one GET of the authorize URL and one GET of the URL it redirects to. The OAuth
 client code under test is the same as with a real browser and a real org.
 """
 

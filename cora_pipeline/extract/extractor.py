@@ -95,7 +95,7 @@ __all__ = [
 
 @dataclass
 class ExtractResult:
-    """What one extract call produced, for logs and Dagster metadata."""
+    """The outcome of one extract call, for logs and Dagster metadata."""
 
     org: str
     object: str

@@ -110,8 +110,8 @@ def write_extract(
 ) -> Path:
     """Write an extract atomically and return its directory.
 
-    The files are written and fsynced in a hidden staging directory that is then renamed into place;
-    a crash leaves at most a staging directory, which readers ignore and :func:`list_extracts` skips.
+    The files are written and fsynced in a hidden staging directory that is then renamed into place.
+    A crash leaves at most a staging directory, which readers ignore and :func:`list_extracts` skips.
     """
     with ExtractWriter(data_root, manifest.org, manifest.object, manifest.extract_id) as writer:
         writer.write_records(records)

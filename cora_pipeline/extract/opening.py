@@ -3,7 +3,7 @@
 An incremental run needs describe, the first page of its query and the ``deleted`` resource: three
 API calls. Salesforce counts a ``/composite`` request as one call however many subrequests it
 has, so the run sends all three in one. The query is built from the previous extract's fields and
-watermark before describe has answered. When describe shows that the fields or the watermark
+watermark before describe has returned. When describe shows that the fields or the watermark
 changed, the pre-read page is discarded and the query runs again; that costs the call describe
 would have cost anyway.
 

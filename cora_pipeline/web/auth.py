@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 OPERATORS_FILE = "operators.json"
 OPERATOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 MIN_PASSWORD_LENGTH = 12
-# The OWASP Password Storage Cheat Sheet (May 2023) asks for scrypt with at least N=2**17, r=8,
+# The OWASP Password Storage Cheat Sheet (May 2023) recommends scrypt with at least N=2**17, r=8,
 # p=1. That takes 128 MiB (128 * N * r bytes) and about a second on a loaded 2-core machine.
 SCRYPT_N = 2**17
 SCRYPT_R = 8

@@ -83,7 +83,7 @@ def card_status(record: ConnectionRecord | None, summary: SyncSummary) -> CardSt
     if record.needs_reauthorization:
         return "needs_reauthorization"
     # NOTE: usage is read from the last sync, not from Salesforce live. An org whose very first
-    # sync found the budget spent has no sync_runs row yet, so its card still says Connected.
+    # sync found the budget spent has no sync_runs row yet, so its card still shows Connected.
     if summary.stopped_for_budget_at is not None or (summary.usage and summary.usage.exhausted):
         return "budget_exhausted"
     return "connected"
